@@ -1,0 +1,138 @@
+"""The ``mtpeft`` command: one thin function per verb, no logic of its own.
+
+Known user errors (bad config, bad data, unknown names, incomplete runs) print one message on
+stderr and exit with code 2; anything else keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from mtpeft.errors import MtpeftError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multi-task parameter-efficient fine-tuning of code models.")
+data_app = typer.Typer(no_args_is_help=True, help="Readers, builders and dataset statistics.")
+app.add_typer(data_app, name="data")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn known user errors into a message on stderr and exit code 2."""
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MtpeftError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+    return wrapper  # type: ignore[return-value]
+
+
+Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.lr=1e-4 method=adapter")]
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+) -> None:
+    """Train one shared module + task heads over the config's tasks; writes a run directory."""
+    from mtpeft.config import load_config
+    from mtpeft.console import print_run_summary
+    from mtpeft.train import train as run_training
+
+    run_dir = run_training(load_config(config, overrides), resume=resume, overwrite=overwrite)
+    print_run_summary(run_dir)
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    task: Annotated[str | None, typer.Option(help="Evaluate this task only (needed with --path).")] = None,
+    source: Annotated[str | None, typer.Option(help="Reader for --path (default: the task's own).")] = None,
+    path: Annotated[str | None, typer.Option(help="Data the run never saw, read with --source.")] = None,
+    split: Annotated[str, typer.Option(help="validation, test, or all (every example of --path).")] = "test",
+) -> None:
+    """Reload a run from its files and evaluate it (recomputes metrics.json, or scores new data)."""
+    from mtpeft.console import print_metrics
+    from mtpeft.evaluate_run import evaluate_run
+
+    print_metrics(evaluate_run(run, task=task, source=source, path=path, split=split))
+
+
+@app.command()
+@user_errors
+def models() -> None:
+    """The offline model zoo: what each model is and whether it is installed."""
+    from mtpeft.console import print_models
+
+    print_models()
+
+
+@data_app.command("list")
+@user_errors
+def data_list() -> None:
+    """Built-in tasks, readers and builders."""
+    from mtpeft.console import print_sources
+
+    print_sources()
+
+
+@data_app.command("stats")
+@user_errors
+def data_stats(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    overrides: Overrides = None,
+    tokenizer: Annotated[bool, typer.Option(help="Also token-length percentiles with the config's model.")] = True,
+) -> None:
+    """Per task and split: examples, label balance, token-length percentiles."""
+    from mtpeft.config import load_config
+    from mtpeft.console import print_stats
+    from mtpeft.data_stats import task_stats
+
+    print_stats(task_stats(load_config(config, overrides), with_tokens=tokenizer))
+
+
+@data_app.command("preview")
+@user_errors
+def data_preview(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    task: Annotated[str, typer.Option(help="Task to preview.")],
+    n: Annotated[int, typer.Option("-n", help="Examples to show.")] = 3,
+    split: Annotated[str, typer.Option(help="Split to preview.")] = "train",
+) -> None:
+    """Show the first examples of a task as the model will see them."""
+    from mtpeft.config import load_config
+    from mtpeft.console import print_preview
+    from mtpeft.data_stats import preview
+
+    print_preview(preview(load_config(config), task, split, n))
+
+
+@data_app.command("build-search")
+@user_errors
+def data_build_search(
+    out: Annotated[Path, typer.Option(help="Output jsonl (CodeSearchNet schema).")],
+    source: Annotated[Path | None, typer.Option(help="Python source folder (default: the standard library).")] = None,
+) -> None:
+    """Mine (docstring sentence, code) pairs from Python source, CodeSearchNet-style."""
+    from mtpeft.data_stats import build_search_file
+
+    count = build_search_file(source, out)
+    typer.echo(f"wrote {count} functions to {out}")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

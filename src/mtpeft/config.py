@@ -1,0 +1,316 @@
+"""Typed run configuration, loaded from YAML with ``key=value`` overrides.
+
+Every problem is reported at once, each with where it came from: ``run.yaml:14: train.lr: ...`` for
+the file, ``override train.lr=abc: ...`` for the command line. Unknown keys list the valid ones.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mtpeft.errors import ConfigError
+
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TaskConfig(_Strict):
+    """One task of a run: which built-in (or custom) task, and where its data comes from."""
+
+    name: str = Field(description="Task name: a built-in task (see `mtpeft data list`) or a new name with `kind`.")
+    source: str | None = Field(None, description="Reader or builder that produces the examples; default per task.")
+    path: str | None = Field(None, description="File or folder the reader reads (relative to the config file).")
+    kind: Literal["binary", "pair", "retrieval"] | None = Field(
+        None, description="Task kind; required for a task name that is not built in."
+    )
+    metric: str | None = Field(None, description="Main metric used for model selection; default per task.")
+    max_examples: int | dict[Split, int] | None = Field(
+        None, description="Cap on examples per split (stratified): one number for every split, or per split."
+    )
+    split_ratios: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="train/validation/test shares for sources that ship no split."
+    )
+    reader_args: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the reader.")
+
+    @field_validator("split_ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(r < 0 for r in value) or abs(sum(value) - 1.0) > 1e-6:
+            raise ValueError(f"must be three non-negative shares that sum to 1, got {list(value)}")
+        return value
+
+    def cap(self, split: Split) -> int | None:
+        if isinstance(self.max_examples, dict):
+            return self.max_examples.get(split)
+        return self.max_examples
+
+
+class SamplingConfig(_Strict):
+    """How tasks are interleaved in a multi-task epoch."""
+
+    strategy: Literal["round_robin", "proportional", "temperature"] = Field(
+        "round_robin",
+        description="round_robin: one batch of every task per step (the paper); proportional / temperature: "
+        "one task per step, drawn with probability ~ size or size^T.",
+    )
+    temperature: float = Field(0.3, gt=0, le=1, description="T of temperature sampling (1 = proportional).")
+
+
+class TrainConfig(_Strict):
+    """Optimisation, evaluation and checkpointing settings."""
+
+    epochs: int = Field(3, ge=1, description="Passes over the data (round_robin: over the largest task).")
+    batch_size: int = Field(16, ge=1, description="Examples per task batch.")
+    eval_batch_size: int = Field(64, ge=1, description="Examples per batch at evaluation.")
+    grad_accum: int = Field(1, ge=1, description="Optimiser steps accumulate this many micro-steps.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate of the shared module.")
+    head_lr: float | None = Field(None, gt=0, description="Learning rate of task heads and loss weights (default: lr).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay (not applied to biases and norms).")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warm-up.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Max global grad norm; null disables clipping.")
+    max_length: int = Field(256, ge=8, description="Tokens per input (pairs: both inputs together).")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 autocast where the hardware supports it, else fp32."
+    )
+    seed: int = Field(42, description="Seed of data order, splits, initialisation and dropout.")
+    eval_every: int | None = Field(None, ge=1, description="Also evaluate every N optimiser steps.")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="Save a resumable checkpoint every N optimiser steps (always at epoch end)."
+    )
+    patience: int | None = Field(None, ge=1, description="Stop after this many evaluations without improvement.")
+    log_every: int = Field(10, ge=1, description="Write a train_log.jsonl line every N optimiser steps.")
+    cpu: bool = Field(False, description="Force the CPU even when an accelerator is present.")
+
+
+class RunConfig(_Strict):
+    """A training run: model, PEFT method, tasks, sampling, loss weighting and training settings."""
+
+    name: str = Field(description="Run name; the run directory defaults to runs/<name>.")
+    model: str = Field("minilm", description="Zoo name (see `mtpeft models`), Hugging Face id or local path.")
+    pooling: Literal["cls", "pooler", "mean", "last"] | None = Field(
+        None, description="How one vector is made per input; default: mean (encoders and decoders)."
+    )
+    method: str = Field("lora", description="PEFT method: full, lora, ia3, prefix, prompt, adapter, parallel_adapter.")
+    method_args: dict[str, Any] = Field(default_factory=dict, description="Arguments of the method's own config.")
+    tasks: list[TaskConfig] = Field(min_length=1, description="Tasks trained together over one shared module.")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    loss_weighting: Literal["equal", "learned_softmax", "uncertainty"] = Field(
+        "learned_softmax", description="How per-task losses combine (the paper: learned softmax weights)."
+    )
+    head_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout inside binary heads.")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output_dir: str | None = Field(None, description="Run directory (default runs/<name>).")
+    base_dir: str | None = Field(
+        None, description="Folder that relative task paths start from; set to the config file's folder on load."
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_task_names(cls, tasks: list[TaskConfig]) -> list[TaskConfig]:
+        names = [t.name for t in tasks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
+        return tasks
+
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+
+    def resolve_path(self, path: str) -> Path:
+        """A task path as given, or relative to the config file's folder when that is where it exists."""
+        candidate = Path(path).expanduser()
+        if candidate.is_absolute() or self.base_dir is None:
+            return candidate
+        from_config = Path(self.base_dir) / candidate
+        return candidate if candidate.exists() and not from_config.exists() else from_config
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run config from YAML, apply ``key=value`` overrides and validate everything at once.
+
+    Raises:
+        ConfigError: listing every problem with its file line or override.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    data, lines = _read_yaml(path)
+    origins: dict[tuple[str, ...], str] = {loc: f"{path}:{line}" for loc, line in lines.items()}
+    problems: list[str] = []
+    for item in overrides or []:
+        try:
+            loc = apply_override(data, item)
+        except ConfigError as err:
+            problems.extend(err.problems)
+            continue
+        origins[loc] = f"override {item}"
+    data.setdefault("base_dir", str(path.resolve().parent))
+    config = validate(data, origins, default_origin=str(path), problems=problems)
+    return config
+
+
+def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
+    """Validate a config given as a dict (used by tests, studies and `mtpeft eval`)."""
+    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy through plain types
+    origins: dict[tuple[str, ...], str] = {}
+    problems: list[str] = []
+    for item in overrides or []:
+        try:
+            origins[apply_override(data, item)] = f"override {item}"
+        except ConfigError as err:
+            problems.extend(err.problems)
+    return validate(data, origins, default_origin="config", problems=problems)
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config as YAML (every default written out), as stored in a run directory."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def validate(
+    data: Any, origins: dict[tuple[str, ...], str], default_origin: str, problems: list[str] | None = None
+) -> RunConfig:
+    problems = list(problems or [])
+    if not isinstance(data, dict):
+        problems.append(f"{default_origin}: expected a mapping of config sections, got {type(data).__name__}")
+        raise ConfigError(problems)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as err:
+        for e in err.errors():
+            loc = tuple(str(p) for p in e["loc"])
+            problems.append(_describe(loc, e, origins, default_origin))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def apply_override(data: dict[str, Any], item: str) -> tuple[str, ...]:
+    """Apply one ``a.b.c=value`` override in place (value parsed as YAML); return its location."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected key=value, e.g. train.lr=1e-4")
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        node = _child(node, part, item, create=True, where=".".join(parts[: i + 1]))
+    last = parts[-1]
+    value = yaml.safe_load(raw) if raw else ""
+    if isinstance(node, list):
+        index = _index(node, last, item)
+        node[index] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"override {item}: {'.'.join(parts[:-1])} is a value, not a section")
+    return tuple(parts)
+
+
+def _child(node: Any, part: str, item: str, create: bool, where: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, item)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"override {item}: {where} is inside a value, not a section")
+    if part not in node or node[part] is None:
+        if not create:
+            raise ConfigError(f"override {item}: no key {where}")
+        node[part] = {}
+    return node[part]
+
+
+def _index(node: list[Any], part: str, item: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override {item}: {part!r} is not an index of a list of {len(node)} items")
+    return int(part)
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """Parse YAML and remember the 1-based line of every key path."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    lines: dict[tuple[str, ...], int] = {}
+    if root is not None:
+        _collect_lines(root, (), lines)
+    return (data if data is not None else {}), lines
+
+
+def _collect_lines(node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*loc, str(key_node.value))
+            lines[child] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.MappingNode | yaml.SequenceNode):
+                _collect_lines(value_node, child, lines)
+                lines[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _collect_lines(item, (*loc, str(i)), lines)
+
+
+def _describe(loc: tuple[str, ...], error: dict[str, Any], origins: dict[tuple[str, ...], str], default: str) -> str:
+    # pydantic adds union-branch names (e.g. "int", "dict[...]") to the location; drop them for display
+    shown = tuple(p for p in loc if not _is_type_tag(p))
+    origin = default
+    for n in range(len(shown), -1, -1):
+        if shown[:n] in origins:
+            origin = origins[shown[:n]]
+            break
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        valid = _valid_keys(shown[:-1])
+        message = f"unknown key {shown[-1]!r}; valid keys here: {', '.join(valid)}"
+    elif error["type"] != "missing" and "input" in error:
+        message = f"{message}, got {error['input']!r}"
+    return f"{origin}: {'.'.join(shown) or '<root>'}: {message}"
+
+
+def _is_type_tag(part: str) -> bool:
+    return any(ch in part for ch in "[]") or part in {"int", "float", "str", "bool", "function-after"}
+
+
+def _valid_keys(loc: tuple[str, ...]) -> list[str]:
+    model: Any = RunConfig
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = _submodel(field.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return []
+
+
+def _submodel(annotation: Any) -> Any:
+    """The pydantic model inside ``X``, ``list[X]`` or ``X | None``, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _submodel(arg)
+            if found is not None:
+                return found
+    return None

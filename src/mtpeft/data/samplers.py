@@ -1,0 +1,93 @@
+"""Which task batches make up each optimiser step of an epoch.
+
+An epoch plan is a list of steps; a step is a list of ``(task, example indices)`` batches whose
+losses are combined into one update. Plans are a pure function of ``(seed, epoch)``, so a resumed
+run rebuilds the same plan and skips the steps it already took.
+
+- ``round_robin`` (the paper): every step holds one batch of every task; the epoch ends when the
+  largest task is exhausted, smaller tasks are reshuffled and re-sampled until then.
+- ``proportional`` / ``temperature``: every step holds one batch of one task, drawn with probability
+  proportional to ``size ** T`` (T = 1 for proportional); the epoch has as many steps as batches.
+
+Within a task, batches are length-bucketed: shuffled, cut into mega-batches, sorted by length inside
+each mega-batch and chunked, so batches pad little but still differ from epoch to epoch.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+Step = list[tuple[str, list[int]]]
+_MEGA = 32  # batches per mega-batch when bucketing by length
+
+
+def task_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, bucket: bool = True) -> list[list[int]]:
+    """One pass over a task's examples as shuffled batches (length-bucketed when ``bucket``)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if bucket:
+        mega = batch_size * _MEGA
+        order = [i for start in range(0, len(order), mega)
+                 for i in sorted(order[start:start + mega], key=lambda i: lengths[i])]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def sampling_probabilities(sizes: dict[str, int], temperature: float) -> dict[str, float]:
+    """``p_t = n_t^T / sum_s n_s^T`` (T = 1: proportional; T -> 0: uniform)."""
+    weights = {t: n ** temperature for t, n in sizes.items()}
+    total = sum(weights.values())
+    return {t: w / total for t, w in weights.items()}
+
+
+def epoch_plan(
+    lengths: dict[str, Sequence[int]],
+    batch_size: int,
+    strategy: str,
+    temperature: float,
+    seed: int,
+    epoch: int,
+    bucket: bool = True,
+) -> list[Step]:
+    """The steps of one epoch for tasks with the given per-example token lengths."""
+    rng = random.Random(f"{seed}:{epoch}")
+    tasks = sorted(lengths)
+    if strategy == "round_robin":
+        return _round_robin(lengths, tasks, batch_size, rng, bucket)
+    if strategy in ("proportional", "temperature"):
+        t = 1.0 if strategy == "proportional" else temperature
+        return _sampled(lengths, tasks, batch_size, rng, bucket, t)
+    raise ValueError(f"unknown sampling strategy {strategy!r}; valid: proportional, round_robin, temperature")
+
+
+def _round_robin(lengths: dict[str, Sequence[int]], tasks: list[str], batch_size: int, rng: random.Random,
+                 bucket: bool) -> list[Step]:
+    per_task = {t: task_batches(lengths[t], batch_size, rng, bucket) for t in tasks}
+    steps = max(len(b) for b in per_task.values())
+    for t in tasks:  # re-sample smaller tasks (fresh shuffles) until the largest is exhausted
+        while len(per_task[t]) < steps:
+            per_task[t].extend(task_batches(lengths[t], batch_size, rng, bucket))
+    return [[(t, per_task[t][i]) for t in tasks] for i in range(steps)]
+
+
+def _sampled(lengths: dict[str, Sequence[int]], tasks: list[str], batch_size: int, rng: random.Random,
+             bucket: bool, temperature: float) -> list[Step]:
+    per_task = {t: task_batches(lengths[t], batch_size, rng, bucket) for t in tasks}
+    probs = sampling_probabilities({t: len(lengths[t]) for t in tasks}, temperature)
+    total = sum(len(b) for b in per_task.values())
+    cursor = dict.fromkeys(tasks, 0)
+    plan: list[Step] = []
+    for task in rng.choices(tasks, weights=[probs[t] for t in tasks], k=total):
+        if cursor[task] == len(per_task[task]):  # a task drawn more often than it has batches: reshuffle
+            per_task[task].extend(task_batches(lengths[task], batch_size, rng, bucket))
+        plan.append([(task, per_task[task][cursor[task]])])
+        cursor[task] += 1
+    return plan
+
+
+def shard_plan(plan: list[Step], rank: int, world: int) -> list[Step]:
+    """This process's steps under data parallelism: every ``world``-th step, equal counts on all ranks."""
+    per_rank = len(plan) // world if world > 1 else len(plan)
+    return plan[rank::world][:per_rank]

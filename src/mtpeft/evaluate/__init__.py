@@ -1,0 +1,13 @@
+"""Metrics and the evaluation runner (used by training for validation and by `mtpeft eval`)."""
+
+from mtpeft.evaluate.metrics import (
+    classification_scores,
+    constant_baseline,
+    random_retrieval_baseline,
+    retrieval_ranks,
+    retrieval_scores,
+)
+from mtpeft.evaluate.runner import SplitOutput, best_threshold, prediction_rows, run_split, score
+
+__all__ = ["SplitOutput", "best_threshold", "classification_scores", "constant_baseline", "prediction_rows",
+           "random_retrieval_baseline", "retrieval_ranks", "retrieval_scores", "run_split", "score"]

@@ -1,0 +1,56 @@
+"""`mtpeft eval`: reload a run from its files and evaluate it, on its own data or on new data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mtpeft.config import TaskConfig
+from mtpeft.data.encode import encode_examples
+from mtpeft.errors import ConfigError
+from mtpeft.evaluate.runner import run_split
+from mtpeft.tasks import load_task
+from mtpeft.tasks.readers.base import ALL, SOURCES
+from mtpeft.train.artifacts import load_trained
+from mtpeft.train.loop import make_accelerator, summarise
+
+SPLITS = ("validation", "test", "all")
+
+
+def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = None, path: str | None = None,
+                 split: str = "test") -> dict[str, Any]:
+    """Metrics of a saved run; with ``path``, of ``task`` on that data (``split=all``: every example)."""
+    if split not in SPLITS:
+        raise ConfigError(f"--split {split!r}: valid: {', '.join(SPLITS)}")
+    if path is not None and task is None:
+        raise ConfigError("--path needs --task: which head should score the new data")
+    trained = load_trained(Path(run_dir))
+    built, config = trained.built, trained.config
+    if task is not None and task not in built.tasks:
+        raise ConfigError(f"--task {task!r}: the run has tasks {', '.join(sorted(built.tasks))}")
+    accelerator = make_accelerator(config)
+    built.model.to(accelerator.device)
+    tasks = [task] if task else sorted(built.tasks)
+    outputs: dict[str, dict[str, Any]] = {split: {}}
+    for name in tasks:
+        encoded = built.encoded[name][split] if path is None and split != ALL else _encode_new(
+            trained, name, source, path, split)
+        outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, 64, accelerator.device,
+                                         accelerator.autocast())
+    subset = type(built)(**{**vars(built), "tasks": {t: built.tasks[t] for t in tasks}})
+    return summarise(subset, outputs, trained.thresholds)
+
+
+def _encode_new(trained: Any, task: str, source: str | None, path: str | None, split: str) -> Any:
+    built, config = trained.built, trained.config
+    spec = built.tasks[task].spec
+    own = next(t for t in config.tasks if t.name == task)
+    entry = TaskConfig(name=task, kind=spec.kind, metric=spec.metric, source=source or own.source or spec.default_source,
+                       path=path or own.path, reader_args=own.reader_args if source is None else {})
+    if split == ALL:
+        src = SOURCES.get(entry.source)  # every example, unsplit and uncapped
+        resolved = config.resolve_path(entry.path) if entry.path else None
+        examples = [ex for part in src.read(resolved, **entry.reader_args).values() for ex in part]
+    else:
+        examples = load_task(entry, config).splits[split]
+    return encode_examples(examples, spec.kind, built.backbone.tokenizer, config.train.max_length)

@@ -1,0 +1,121 @@
+"""The efficiency record of a run: what trained, what is stored, what was processed, what it cost.
+
+Modelled on peft's method-comparison JSON (``run_info`` / ``train_info`` / ``meta_info``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import resource
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+_PACKAGES = ("mtpeft", "torch", "transformers", "peft", "accelerate", "safetensors")
+
+
+@dataclass
+class ParameterCounts:
+    total: int  # backbone + method + heads (+ loss weights)
+    backbone: int  # the pretrained model's own parameters
+    method_trainable: int  # what the shared module trains (every backbone weight for `full`)
+    heads: int  # task heads and loss weights, always trainable
+
+    @property
+    def trainable(self) -> int:
+        return self.method_trainable + self.heads
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "trainable": self.trainable,
+                "trainable_percent": round(100 * self.trainable / max(self.total, 1), 4),
+                "method_trainable_percent": round(100 * self.method_trainable / max(self.backbone, 1), 4)}
+
+
+ADDED_PARAMETER_MARKERS = ("lora_", "ia3_", "prompt_encoder", "adapter_bottleneck")
+
+
+def count_parameters(encoder: nn.Module, heads: list[nn.Module]) -> ParameterCounts:
+    """Exact counts; a parameter reachable under several names is counted once.
+
+    ``backbone`` excludes what a PEFT method added (names carrying a method marker), so it is the
+    same number for every method on one model.
+    """
+    encoder_params = {id(p): (n, p) for n, p in encoder.named_parameters(remove_duplicate=True)}
+    head_params = {id(p): p for m in heads for p in m.parameters()}
+    added = sum(p.numel() for n, p in encoder_params.values() if any(m in n for m in ADDED_PARAMETER_MARKERS))
+    encoder_total = sum(p.numel() for _, p in encoder_params.values())
+    return ParameterCounts(
+        total=encoder_total + sum(p.numel() for p in head_params.values()),
+        backbone=encoder_total - added,
+        method_trainable=sum(p.numel() for _, p in encoder_params.values() if p.requires_grad),
+        heads=sum(p.numel() for p in head_params.values()),
+    )
+
+
+def dir_bytes(*paths: Path) -> int:
+    """Bytes on disk of files and folders (recursively)."""
+    total = 0
+    for path in paths:
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return total
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def data_fingerprint(example_ids: list[str], texts: list[str]) -> str:
+    """A short hash of a split's content, so two runs can prove they saw the same data."""
+    digest = hashlib.sha256()
+    for ident, text in zip(example_ids, texts, strict=True):
+        digest.update(ident.encode())
+        digest.update(b"\0")
+        digest.update(text.encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class TrainCounters:
+    """Running totals the loop updates at every micro-step."""
+
+    optimizer_steps: int = 0
+    examples: int = 0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    examples_per_task: dict[str, int] = field(default_factory=dict)
+
+    def add(self, task: str, examples: int, real: int, padded: int) -> None:
+        self.examples += examples
+        self.real_tokens += real
+        self.padded_tokens += padded
+        self.examples_per_task[task] = self.examples_per_task.get(task, 0) + examples
+
+
+def training_flops(non_embedding_params: int, tokens: int, full: bool) -> int:
+    """Analytic training FLOPs: forward 2*N per token; backward 2*N per token for activation
+    gradients, plus 2*N for weight gradients only when the backbone trains (``full``).
+
+    Frozen weights save that last third: a PEFT step costs ~4N, a full step ~6N per token.
+    Attention's sequence-length term and the small adapter/head matrices are left out.
+    """
+    return (6 if full else 4) * non_embedding_params * tokens

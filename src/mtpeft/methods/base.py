@@ -1,0 +1,108 @@
+"""One interface for every fine-tuning method, and the target matching they share.
+
+A method is a small pydantic config plus four operations: ``inject`` (make the backbone trainable
+the method's way and return the module to run), ``save``/``load`` (what must be stored, in the
+method's own format) and ``trainable_parameters``. ``full`` fine-tuning is a method like any other.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
+
+from mtpeft.errors import ConfigError
+from mtpeft.models.backbone import Backbone
+from mtpeft.registry import Registry
+
+
+class MethodConfig(BaseModel):
+    """Base of method configs: unknown fields are errors, every field has a description."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Method(ABC):
+    """A fine-tuning method bound to its validated config."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[MethodConfig]]
+    storage: ClassVar[str] = "adapter"  # run-directory folder: "adapter" or "model"
+    virtual_tokens: int = 0  # positions a method prepends to the encoder output (prompt tuning)
+
+    def __init__(self, args: dict[str, Any] | None = None) -> None:
+        try:
+            self.config = self.config_class.model_validate(args or {})
+        except ValidationError as err:
+            raise ConfigError([
+                f"method_args.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                + (f" (method {self.name!r} takes: {', '.join(self.config_class.model_fields)})"
+                   if e["type"] == "extra_forbidden" else "")
+                for e in err.errors()
+            ]) from None
+        self.targets: list[str] = []
+
+    @abstractmethod
+    def inject(self, backbone: Backbone) -> nn.Module:
+        """Prepare ``backbone.model`` for training with this method; return the module to call.
+
+        Only the method's parameters are left trainable. Every check runs before the model changes,
+        so a failure never leaves it half-adapted.
+        """
+
+    @abstractmethod
+    def save(self, encoder: nn.Module, backbone: Backbone, directory: Path) -> None:
+        """Write what this run must store (adapter files, or the whole model for ``full``)."""
+
+    @abstractmethod
+    def load(self, backbone: Backbone, directory: Path) -> nn.Module:
+        """Inject into a freshly loaded backbone and load the saved weights strictly."""
+
+    def trainable_state_dict(self, encoder: nn.Module) -> dict[str, Any]:
+        return {n: p for n, p in encoder.named_parameters() if p.requires_grad}
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def create_method(name: str, args: dict[str, Any] | None = None) -> Method:
+    return METHODS.get(name)(args)
+
+
+def freeze(module: nn.Module) -> None:
+    for p in module.parameters():
+        p.requires_grad_(False)
+
+
+def target_matches(name: str, targets: str | Iterable[str]) -> bool:
+    """peft's rule: a string is a full-name regex; a list item matches the name or a ``.item`` suffix."""
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith(f".{t}") for t in targets)
+
+
+def find_targets(model: nn.Module, targets: str | list[str], what: str, field: str) -> list[str]:
+    """Names of the Linear modules of ``model`` that ``targets`` selects; an error lists candidates."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and target_matches(n, targets)]
+    if names:
+        return names
+    leaves = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)))
+    raise ConfigError(
+        f"method_args.{field}: {targets!r} matched no Linear module for {what}; linear layer names in this "
+        f"model include: {', '.join(leaves[:20])}. List them all with "
+        "`[n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]`."
+    )
+
+
+def get_submodule(model: nn.Module, name: str) -> nn.Module:
+    return model.get_submodule(name)
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)

@@ -1,0 +1,169 @@
+"""LoRA, IA3, prefix tuning and prompt tuning through Hugging Face ``peft``.
+
+Adapters are stored in peft's own format (``adapter_config.json`` + ``adapter_model.safetensors``),
+so ``peft.PeftModel.from_pretrained(base, run_dir / "adapter")`` opens them without mtpeft.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from torch import nn
+
+from mtpeft.errors import ConfigError, RunError
+from mtpeft.io import atomic_dir
+from mtpeft.methods.base import METHODS, Method, MethodConfig, find_targets
+from mtpeft.models.backbone import Backbone
+
+# Defaults per family follow the paper (LoRA on query/value) and peft's own tables.
+_LORA_TARGETS = {"bert": ["query", "value"], "llama": ["q_proj", "v_proj"], "t5": ["q", "v"]}
+_IA3_TARGETS = {
+    "bert": (["key", "value", "output.dense"], ["output.dense"]),
+    "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "t5": (["k", "v", "wo"], ["wo"]),
+}
+
+
+class LoraArgs(MethodConfig):
+    r: int = Field(16, gt=0, description="Rank of the update (the paper: 16).")
+    alpha: float = Field(16, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | str | None = Field(
+        None, description="Modules to adapt (peft rules); default: query/value projections of the family."
+    )
+
+
+class Ia3Args(MethodConfig):
+    target_modules: list[str] | str | None = Field(None, description="Modules to rescale; default per family.")
+    feedforward_modules: list[str] | str | None = Field(
+        None, description="Which targets are feed-forward (input scaling); default per family."
+    )
+
+
+class PrefixArgs(MethodConfig):
+    num_virtual_tokens: int = Field(20, gt=0, description="Prefix length (key/value pairs per layer).")
+    projection: bool = Field(False, description="Reparameterise the prefix through an MLP (Li & Liang 2021).")
+    encoder_hidden_size: int | None = Field(None, gt=0, description="Hidden size of that MLP (default: model's).")
+
+
+class PromptArgs(MethodConfig):
+    num_virtual_tokens: int = Field(20, gt=0, description="Soft prompt length prepended to every input.")
+
+
+class HfPeftMethod(Method):
+    """Shared machinery: build a ``PeftConfig``, wrap, save in peft format, load strictly."""
+
+    def build_peft_config(self, backbone: Backbone) -> Any:
+        raise NotImplementedError
+
+    def _family_default(self, table: dict[str, Any], backbone: Backbone, field: str) -> Any:
+        if backbone.family not in table:
+            raise ConfigError(
+                f"method_args.{field}: no default for model type {backbone.model_type!r} "
+                f"(defaults exist for {', '.join(table)} families); set method_args.{field}"
+            )
+        return table[backbone.family]
+
+    def inject(self, backbone: Backbone) -> nn.Module:
+        from peft import get_peft_model
+
+        config = self.build_peft_config(backbone)
+        targets = getattr(config, "target_modules", None)
+        if targets is not None:
+            self.targets = find_targets(backbone.model, sorted(targets) if isinstance(targets, set) else targets,
+                                        self.name, "target_modules")
+        return get_peft_model(backbone.model, config)
+
+    def save(self, encoder: nn.Module, backbone: Backbone, directory: Path) -> None:
+        with atomic_dir(directory) as staging:
+            encoder.save_pretrained(staging)
+            config_file = staging / "adapter_config.json"
+            data = json.loads(config_file.read_text())
+            data["base_model_name_or_path"] = backbone.source  # so plain peft finds the base offline
+            config_file.write_text(json.dumps(data, indent=2))
+
+    def load(self, backbone: Backbone, directory: Path) -> nn.Module:
+        from peft import PeftConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = directory / "adapter_model.safetensors"
+        if not weights.is_file():
+            raise RunError(f"{directory}: missing adapter_model.safetensors")
+        config = PeftConfig.from_pretrained(str(directory))
+        model = get_peft_model(backbone.model, config)
+        saved = load_file(str(weights))
+        expected = set(get_peft_model_state_dict(model))
+        missing, unexpected = sorted(expected - set(saved)), sorted(set(saved) - expected)
+        if missing or unexpected:
+            raise RunError(f"{weights}: adapter keys do not fit the model; missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+        set_peft_model_state_dict(model, saved)
+        return model
+
+
+class LoraMethod(HfPeftMethod):
+    name = "lora"
+    config_class = LoraArgs
+
+    def build_peft_config(self, backbone: Backbone) -> Any:
+        from peft import LoraConfig, TaskType
+
+        args: LoraArgs = self.config  # type: ignore[assignment]
+        targets = args.target_modules or self._family_default(_LORA_TARGETS, backbone, "target_modules")
+        return LoraConfig(r=args.r, lora_alpha=args.alpha, lora_dropout=args.dropout, target_modules=targets,
+                          task_type=TaskType.FEATURE_EXTRACTION)
+
+
+class Ia3Method(HfPeftMethod):
+    name = "ia3"
+    config_class = Ia3Args
+
+    def build_peft_config(self, backbone: Backbone) -> Any:
+        from peft import IA3Config, TaskType
+
+        args: Ia3Args = self.config  # type: ignore[assignment]
+        targets, feedforward = args.target_modules, args.feedforward_modules
+        if targets is None:
+            targets, default_ff = self._family_default(_IA3_TARGETS, backbone, "target_modules")
+            feedforward = feedforward or default_ff
+        return IA3Config(target_modules=targets, feedforward_modules=feedforward or [],
+                         task_type=TaskType.FEATURE_EXTRACTION)
+
+
+class PrefixMethod(HfPeftMethod):
+    name = "prefix"
+    config_class = PrefixArgs
+
+    def build_peft_config(self, backbone: Backbone) -> Any:
+        from peft import PrefixTuningConfig, TaskType
+
+        if backbone.family == "t5":
+            raise ConfigError("method: prefix tuning does not run on T5 encoders in peft (its attention mask "
+                              "is not extended there); use prompt, lora, ia3 or an adapter")
+        args: PrefixArgs = self.config  # type: ignore[assignment]
+        return PrefixTuningConfig(num_virtual_tokens=args.num_virtual_tokens, prefix_projection=args.projection,
+                                  encoder_hidden_size=args.encoder_hidden_size or backbone.hidden_size,
+                                  task_type=TaskType.FEATURE_EXTRACTION)
+
+
+class PromptMethod(HfPeftMethod):
+    name = "prompt"
+    config_class = PromptArgs
+
+    @property
+    def virtual_tokens(self) -> int:  # type: ignore[override]
+        return self.config.num_virtual_tokens  # type: ignore[attr-defined]
+
+    def build_peft_config(self, backbone: Backbone) -> Any:
+        from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+        return PromptTuningConfig(num_virtual_tokens=self.virtual_tokens, prompt_tuning_init=PromptTuningInit.RANDOM,
+                                  task_type=TaskType.FEATURE_EXTRACTION)
+
+
+for _method in (LoraMethod, Ia3Method, PrefixMethod, PromptMethod):
+    METHODS.add(_method.name, _method)
+

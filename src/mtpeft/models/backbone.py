@@ -1,0 +1,87 @@
+"""Load any model as an ENCODER that yields hidden states: encoders as they are, the encoder half of
+an encoder-decoder, and decoder-only models without their LM head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mtpeft.errors import ModelError
+from mtpeft.models.zoo import resolve_model
+
+Family = Literal["bert", "llama", "t5", "other"]
+
+# model_type -> family: decides the default PEFT targets and where bottleneck adapters go
+_FAMILIES: dict[str, Family] = {
+    **dict.fromkeys(["bert", "roberta", "xlm-roberta", "camembert", "electra"], "bert"),
+    **dict.fromkeys(["llama", "qwen2", "qwen3", "mistral", "starcoder2", "gemma", "gemma2"], "llama"),
+    **dict.fromkeys(["t5", "mt5", "umt5", "codet5"], "t5"),
+}
+_DECODER_TYPES = {"llama", "qwen2", "qwen3", "mistral", "starcoder2", "gemma", "gemma2", "gpt2", "gpt_neox",
+                  "gpt_bigcode", "phi", "phi3", "falcon", "opt", "mixtral", "codegen"}
+
+
+@dataclass
+class Backbone:
+    """A loaded backbone: the module, its tokenizer, and what kind of model it is."""
+
+    model: Any  # a transformers PreTrainedModel returning last_hidden_state
+    tokenizer: Any
+    reference: str  # what the config named
+    source: str  # the folder or hub id it was loaded from
+    model_type: str
+    family: Family
+    is_decoder: bool
+    hidden_size: int
+
+
+def load_backbone(reference: str, dtype: Any = None) -> Backbone:
+    """Load ``reference`` (zoo name, folder or hub id) offline-first as a hidden-state encoder."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+
+    source = resolve_model(reference)
+    try:
+        config = AutoConfig.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        raise ModelError(
+            f"cannot load model {reference!r} from {source}: {err}. Offline, use a zoo name (see `mtpeft models`) "
+            "or a local folder with config.json, weights and tokenizer files."
+        ) from err
+    model_type = config.model_type
+    is_decoder = model_type in _DECODER_TYPES or (any(
+        a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or [])
+    ) and not config.is_encoder_decoder)
+    kwargs = {"dtype": dtype or torch.float32}
+    family = _FAMILIES.get(model_type, "other")
+    if config.is_encoder_decoder and family != "t5":
+        raise ModelError(f"{reference}: encoder-decoder model_type {model_type!r} is not supported; "
+                         "supported: T5-family (t5, mt5, umt5, codet5)")
+    with _quiet_transformers():
+        model = (T5EncoderModel if family == "t5" else AutoModel).from_pretrained(source, **kwargs)
+    if tokenizer.pad_token_id is None:
+        # decoders often ship without a pad token; padded positions are masked out anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
+    if hidden is None:
+        raise ModelError(f"{reference}: config has neither hidden_size nor d_model")
+    return Backbone(model, tokenizer, reference, str(source), model_type, family, is_decoder, int(hidden))
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide load reports and progress bars: an encoder loaded from a seq2seq or LM checkpoint
+    always 'misses' the decoder or LM head, which is expected, not a problem."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()

@@ -1,0 +1,60 @@
+"""One backbone + one shared fine-tuning module + one head per task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtpeft.data.collate import Batch
+from mtpeft.models.heads import make_head
+from mtpeft.models.pooling import pool
+from mtpeft.tasks.spec import TaskKind
+
+
+class MultiTaskModel(nn.Module):
+    """Encodes every input with the SAME (adapted) encoder; only the heads differ per task.
+
+    Args:
+        encoder: the backbone as returned by a method's ``inject`` (a peft model, an adapted or a
+            fully trainable backbone); called with ``input_ids`` and ``attention_mask``.
+        tasks: task name -> kind.
+        hidden: the backbone's hidden size.
+        pooling: ``mean``, ``cls``, ``pooler`` or ``last``.
+        virtual_tokens: positions the method prepends to the output (prompt tuning); skipped before pooling.
+    """
+
+    def __init__(self, encoder: nn.Module, tasks: dict[str, TaskKind], hidden: int, pooling: str,
+                 head_dropout: float, virtual_tokens: int = 0) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.kinds = dict(tasks)
+        self.pooling = pooling
+        self.virtual_tokens = virtual_tokens
+        self.heads = nn.ModuleDict({t: make_head(k, hidden, head_dropout) for t, k in tasks.items()})
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(batch, seq) token ids -> (batch, hidden) pooled vectors."""
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = outputs.last_hidden_state
+        if self.virtual_tokens:
+            hidden = hidden[:, self.virtual_tokens:]  # prompt tuning prepends its virtual tokens
+        return pool(self.pooling, hidden, attention_mask, outputs)
+
+    def forward(self, task: str, batch: Batch) -> dict[str, Any]:
+        """Loss and outputs of one task batch: ``logits`` (classification) or ``query``/``code`` vectors."""
+        head = self.heads[task]
+        if self.kinds[task] is TaskKind.RETRIEVAL:
+            queries = head(self.encode(batch.input_ids, batch.attention_mask))
+            codes = head(self.encode(batch.pair_input_ids, batch.pair_attention_mask))
+            return {"loss": head.loss(queries, codes), "query": queries, "code": codes}
+        logits = head(self.encode(batch.input_ids, batch.attention_mask))
+        out: dict[str, Any] = {"logits": logits}
+        if batch.labels is not None:
+            out["loss"] = head.loss(logits, batch.labels)
+        return out
+
+    def embed(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Retrieval embeddings of queries or codes (the same head for both)."""
+        return self.heads[task](self.encode(input_ids, attention_mask))

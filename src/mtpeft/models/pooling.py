@@ -1,0 +1,31 @@
+"""One vector per input from the encoder's hidden states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def pool(kind: str, hidden: torch.Tensor, mask: torch.Tensor, outputs: Any = None) -> torch.Tensor:
+    """Pool ``hidden`` (batch, seq, h) under ``mask`` (batch, seq) into (batch, h).
+
+    - ``mean``: average of the real (unmasked) positions;
+    - ``cls``: the first position;
+    - ``pooler``: the backbone's own pooler output (BERT/RoBERTa);
+    - ``last``: the last real position (for decoders, the only one that saw the whole input).
+    """
+    if kind == "mean":
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+    if kind == "cls":
+        return hidden[:, 0]
+    if kind == "last":
+        last = mask.sum(1).clamp(min=1) - 1  # right padding: the last real token
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if kind == "pooler":
+        pooled = getattr(outputs, "pooler_output", None)
+        if pooled is None:
+            raise ValueError("pooling 'pooler' needs a backbone with a pooler (BERT/RoBERTa); use mean, cls or last")
+        return pooled
+    raise ValueError(f"unknown pooling {kind!r}; valid: cls, last, mean, pooler")

@@ -1,0 +1,110 @@
+"""Embedded tasks built from real Python source (default: this interpreter's standard library).
+
+Labels come by construction, so these tasks need no download and no annotation:
+
+- ``stdlib-search``: first docstring sentence -> the function without its docstring (CodeSearchNet style);
+- ``stdlib-bug``: the real function (0) or a copy with one seeded bug (1), one version per function;
+- ``stdlib-docstring``: (docstring, function) pairs; 1 = the docstring belongs to another function.
+
+Every function is grouped by its file, so one module's functions never straddle train and test.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from mtpeft.tasks.builders.mutations import seed_bug
+from mtpeft.tasks.builders.python_functions import MinedFunction, mine_functions, stdlib_root
+from mtpeft.tasks.readers.base import ALL, SourceData, register_source
+from mtpeft.tasks.spec import Example, TaskKind
+
+
+def _functions(path: Path | None, max_lines: int | None = None) -> tuple[MinedFunction, ...]:
+    """Mined functions; ``max_lines`` drops longer ones (so a seeded bug is never truncated away)."""
+    functions = mine_functions((path or stdlib_root()).resolve())
+    if max_lines is None:
+        return functions
+    return tuple(fn for fn in functions if fn.code.count("\n") + 1 <= max_lines)
+
+
+@register_source(
+    "stdlib-search", "builder", (TaskKind.RETRIEVAL,),
+    "Code search mined from Python source (default: the standard library): docstring sentence -> code.",
+    needs_path=False,
+)
+def build_search(path: Path | None = None, max_lines: int | None = None) -> SourceData:
+    return {ALL: [
+        Example(f"{fn.path}:{fn.line}:{fn.name}", fn.query, fn.code, None, fn.path, {"file": fn.path, "line": fn.line})
+        for fn in _functions(path, max_lines)
+    ]}
+
+
+@register_source(
+    "stdlib-bug", "builder", (TaskKind.BINARY,),
+    "Seeded-bug detection on Python source: the real function (0) or a copy with one seeded bug (1).",
+    needs_path=False,
+)
+def build_bug(path: Path | None = None, seed: int = 0, max_lines: int | None = None) -> SourceData:
+    """One version per function, buggy with probability 1/2 (when a mutation applies)."""
+    rng = random.Random(seed)
+    examples = []
+    for fn in _functions(path, max_lines):
+        ident = f"{fn.path}:{fn.line}:{fn.name}"
+        meta: dict[str, object] = {"file": fn.path, "line": fn.line}
+        if rng.random() < 0.5:
+            mutated = seed_bug(fn.code, rng)
+            if mutated is not None:
+                buggy, mutation = mutated
+                examples.append(Example(ident, buggy, None, 1, fn.path, {**meta, "mutation": mutation}))
+                continue
+        examples.append(Example(ident, fn.code, None, 0, fn.path, meta))
+    return {ALL: examples}
+
+
+@register_source(
+    "stdlib-docstring", "builder", (TaskKind.PAIR,),
+    "Docstring/function mismatch on Python source: 1 = the docstring was taken from another function.",
+    needs_path=False,
+)
+def build_docstring_mismatch(path: Path | None = None, seed: int = 0, max_lines: int | None = None) -> SourceData:
+    """Half of the functions get the docstring of a random function from another file."""
+    functions = _functions(path, max_lines)
+    rng = random.Random(seed)
+    examples = []
+    for i, fn in enumerate(functions):
+        ident = f"{fn.path}:{fn.line}:{fn.name}"
+        meta: dict[str, object] = {"file": fn.path, "line": fn.line}
+        label, doc = 0, fn.docstring
+        if rng.random() < 0.5 and len(functions) > 1:
+            other = functions[rng.randrange(len(functions))]
+            while other.path == fn.path and len({f.path for f in functions}) > 1:
+                other = functions[rng.randrange(len(functions))]
+            if other.docstring != fn.docstring and other is not functions[i]:
+                label, doc = 1, other.docstring
+                meta["docstring_from"] = f"{other.path}:{other.line}"
+        examples.append(Example(ident, doc, fn.code, label, fn.path, meta))
+    return {ALL: examples}
+
+
+def csn_records(functions: tuple[MinedFunction, ...], repo: str) -> list[dict[str, object]]:
+    """Mined functions in the CodeSearchNet jsonl schema (read back by the ``csn`` reader)."""
+    import io
+    import tokenize
+
+    def tokens(code: str) -> list[str]:
+        try:
+            return [t.string for t in tokenize.generate_tokens(io.StringIO(code).readline)
+                    if t.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT,
+                                      tokenize.ENDMARKER, tokenize.COMMENT)]
+        except (tokenize.TokenError, IndentationError, SyntaxError):
+            return code.split()
+
+    return [
+        {
+            "repo": repo, "path": fn.path, "func_name": fn.name, "original_string": fn.original,
+            "language": "python", "code": fn.code, "code_tokens": tokens(fn.code), "docstring": fn.docstring,
+            "docstring_tokens": fn.query.split(), "url": f"file://{repo}/{fn.path}#L{fn.line}",
+        }
+        for fn in functions
+    ]

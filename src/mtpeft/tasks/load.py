@@ -1,0 +1,118 @@
+"""Turn a task entry of the config into checked train/validation/test examples."""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtpeft.config import SPLITS, RunConfig, TaskConfig
+from mtpeft.errors import ConfigError, DataError
+from mtpeft.tasks.readers.base import ALL, SOURCES, Source, SourceData
+from mtpeft.tasks.registry import DEFAULT_METRIC, TASKS
+from mtpeft.tasks.spec import METRIC_NAMES, Example, TaskKind, TaskSpec
+from mtpeft.tasks.splits import cap_stratified, split_examples
+
+
+@dataclass
+class TaskData:
+    """A task's spec and its examples per split."""
+
+    spec: TaskSpec
+    splits: dict[str, list[Example]]
+    source: str
+    path: str | None
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for split, examples in self.splits.items():
+            labels = Counter(ex.label for ex in examples)
+            row: dict[str, Any] = {"examples": len(examples)}
+            if self.spec.is_classification:
+                row["positive"] = labels.get(1, 0)
+                row["positive_rate"] = round(labels.get(1, 0) / max(len(examples), 1), 4)
+            out[split] = row
+        return out
+
+
+def resolve_spec(task: TaskConfig) -> TaskSpec:
+    """The built-in spec, adjusted by the entry's ``kind``/``metric``; or a new spec for a custom name."""
+    if task.name in TASKS:
+        base = TASKS.get(task.name)
+        if task.kind is not None and task.kind != base.kind:
+            raise ConfigError(f"tasks.{task.name}.kind: built-in task {task.name!r} is {base.kind}, not {task.kind}")
+        metric = task.metric or base.metric
+        spec = TaskSpec(base.name, base.kind, metric, base.description, base.default_source, base.default_path)
+    else:
+        if task.kind is None:
+            raise ConfigError(
+                f"tasks.{task.name}: {task.name!r} is not a built-in task ({', '.join(TASKS.names())}); "
+                "give its `kind` (binary, pair or retrieval) and `source`"
+            )
+        kind = TaskKind(task.kind)
+        spec = TaskSpec(task.name, kind, task.metric or DEFAULT_METRIC[kind], f"custom {kind} task")
+    valid = METRIC_NAMES[spec.kind]
+    if spec.metric not in valid:
+        raise ConfigError(f"tasks.{task.name}.metric: {spec.metric!r} is not a {spec.kind} metric; valid: "
+                          f"{', '.join(valid)}")
+    return spec
+
+
+def load_task(task: TaskConfig, config: RunConfig) -> TaskData:
+    """Read, split and cap one task's data; every split must be non-empty."""
+    spec = resolve_spec(task)
+    source_name = task.source or spec.default_source
+    if source_name is None:
+        raise ConfigError(f"tasks.{task.name}.source: missing; valid: {', '.join(SOURCES.names())}")
+    source = SOURCES.get(source_name)
+    if spec.kind not in source.kinds:
+        raise ConfigError(
+            f"tasks.{task.name}.source: {source_name!r} makes {'/'.join(source.kinds)} tasks, not {spec.kind}"
+        )
+    raw_path = task.path or (spec.default_path if source_name == spec.default_source else None)
+    path = config.resolve_path(raw_path) if raw_path else None
+    if path is None and source.needs_path:
+        raise ConfigError(f"tasks.{task.name}.path: source {source_name!r} needs a path")
+    raw = _call_source(source, path, task)
+    splits = _split(raw, task, config.train.seed)
+    for split in SPLITS:
+        splits[split] = cap_stratified(splits[split], task.cap(split), config.train.seed)
+        _check_split(spec, split, splits[split], path or source_name)
+    return TaskData(spec, splits, source_name, str(path) if path else None)
+
+
+def _call_source(source: Source, path: Path | None, task: TaskConfig) -> SourceData:
+    params = inspect.signature(source.read).parameters
+    allowed = [p for p in params if p != "path"]
+    unknown = sorted(set(task.reader_args) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"tasks.{task.name}.reader_args: unknown {', '.join(unknown)} for source {source.name!r}; "
+            f"valid: {', '.join(allowed) or 'none'}"
+        )
+    try:
+        return source.read(path, **task.reader_args)
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read ({err})") from err
+
+
+def _split(raw: SourceData, task: TaskConfig, seed: int) -> dict[str, list[Example]]:
+    if set(raw) == {ALL}:
+        return split_examples(raw[ALL], task.split_ratios, seed)
+    missing = [s for s in SPLITS if s not in raw]
+    if missing:
+        raise DataError(f"task {task.name!r}: the source has splits {sorted(raw)} but lacks {missing}")
+    return {s: list(raw[s]) for s in SPLITS}
+
+
+def _check_split(spec: TaskSpec, split: str, examples: list[Example], where: Path | str) -> None:
+    if not examples:
+        raise DataError(f"{where}: task {spec.name!r} has an empty {split} split; give more data or other split_ratios")
+    if spec.is_classification and any(ex.label not in (0, 1) for ex in examples):
+        bad = next(ex for ex in examples if ex.label not in (0, 1))
+        raise DataError(f"{bad.meta.get('file', where)}: example {bad.id!r} has label {bad.label!r}; expected 0 or 1")
+    if spec.kind is not TaskKind.BINARY and any(ex.text_pair is None for ex in examples):
+        bad = next(ex for ex in examples if ex.text_pair is None)
+        raise DataError(f"{bad.meta.get('file', where)}: example {bad.id!r} lacks its second input ({spec.kind} task)")

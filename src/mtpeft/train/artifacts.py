@@ -1,0 +1,82 @@
+"""The run directory contract: what a finished run stores, and how it is loaded back.
+
+```
+config.yaml            the resolved config (every default written out)
+adapter/ | model/      the shared module in its method's format (PEFT: loadable by peft) | the full model
+heads.safetensors      task heads and loss weights;  heads.json: what each head is, its threshold
+metrics.json           per task and split, the trivial baseline, and the mean main metric
+ledger.json            parameters, bytes stored, examples, tokens, FLOPs, time, memory, versions
+train_log.jsonl        one line per logging step (per-task losses, weights, lr) and per evaluation
+predictions/<task>.<split>.jsonl
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file
+
+from mtpeft.config import RunConfig, dump_config, load_config
+from mtpeft.errors import RunError
+from mtpeft.io import read_json, save_safetensors, write_json, write_text
+from mtpeft.train.build import Assembled, assemble
+
+REQUIRED = ("config.yaml", "heads.safetensors", "heads.json", "metrics.json", "ledger.json")
+
+
+def save_artifacts(run_dir: Path, config: RunConfig, built: Assembled, thresholds: dict[str, float]) -> None:
+    """Write config, the shared module and the heads (each file atomically)."""
+    write_text(run_dir / "config.yaml", dump_config(config))
+    built.method.save(built.model.encoder, built.backbone, run_dir / built.method.storage)
+    tensors = {f"heads.{k}": v for k, v in built.model.heads.state_dict().items()}
+    tensors.update({f"loss_weighting.{k}": v for k, v in built.weighting.state_dict().items()})
+    save_safetensors(run_dir / "heads.safetensors", tensors, metadata={"format": "pt"})
+    write_json(run_dir / "heads.json", {
+        "pooling": built.model.pooling,
+        "virtual_tokens": built.model.virtual_tokens,
+        "loss_weighting": {"kind": config.loss_weighting, "weights": built.weighting.weights()},
+        "tasks": {name: {"kind": str(data.spec.kind), "metric": data.spec.metric,
+                         "head": type(built.model.heads[name]).__name__, "threshold": thresholds.get(name)}
+                  for name, data in built.tasks.items()},
+    })
+
+
+@dataclass
+class TrainedRun:
+    config: RunConfig
+    built: Assembled
+    thresholds: dict[str, float]
+    metrics: dict[str, Any]
+
+
+def check_complete(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    missing = [f for f in REQUIRED if not (run_dir / f).exists()]
+    if not (run_dir / "adapter").is_dir() and not (run_dir / "model").is_dir():
+        missing.append("adapter/ or model/")
+    if missing:
+        raise RunError(f"{run_dir}: incomplete run (missing {', '.join(missing)}); finish it with "
+                       f"`mtpeft train {run_dir / 'config.yaml'} --resume`")
+
+
+def load_trained(run_dir: Path) -> TrainedRun:
+    """Rebuild a finished run from its files alone: the same model, heads and thresholds."""
+    check_complete(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    storage = run_dir / ("model" if (run_dir / "model").is_dir() else "adapter")
+    built = assemble(config, adapter_dir=storage)
+    state = load_file(str(run_dir / "heads.safetensors"))
+    heads = {k.removeprefix("heads."): v for k, v in state.items() if k.startswith("heads.")}
+    weights = {k.removeprefix("loss_weighting."): v for k, v in state.items() if k.startswith("loss_weighting.")}
+    try:
+        built.model.heads.load_state_dict(heads, strict=True)
+        built.weighting.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise RunError(f"{run_dir / 'heads.safetensors'}: does not fit the config's tasks: {err}") from err
+    info = read_json(run_dir / "heads.json")
+    thresholds = {t: v["threshold"] for t, v in info["tasks"].items() if v.get("threshold") is not None}
+    return TrainedRun(config, built, thresholds, read_json(run_dir / "metrics.json"))

@@ -1,0 +1,77 @@
+"""Resumable checkpoints: trainable weights, optimiser, schedule, RNG and the loop's own position.
+
+Only trainable tensors are stored (for PEFT, a few MB instead of the whole model). A checkpoint is
+written to a temporary file and renamed, so a kill mid-write leaves the previous one intact.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtpeft.io import atomic_open
+
+CHECKPOINT = "checkpoints/last.pt"
+
+
+@dataclass
+class LoopState:
+    """Where the loop is and what it has seen; everything needed to continue exactly."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0  # plan steps (micro-steps) already taken in this epoch
+    optimizer_steps: int = 0
+    best_score: float = float("-inf")
+    best_epoch: int | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
+    train_time_s: float = 0.0
+    eval_time_s: float = 0.0
+    counters: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(module.named_parameters())
+    missing = sorted(n for n, p in params.items() if p.requires_grad and n not in state)
+    unexpected = sorted(set(state) - set(params))
+    if missing or unexpected:
+        raise RuntimeError(f"checkpoint does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+def save_checkpoint(path: Path, module: nn.Module, optimizer: Any, scheduler: Any, loop: LoopState,
+                    best: dict[str, torch.Tensor] | None, config_yaml: str) -> None:
+    payload = {
+        "trainable": trainable_state(module),
+        "best": best,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "loop": asdict(loop),
+        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        "config": config_yaml,
+    }
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def restore_rng(rng: dict[str, Any]) -> None:
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])

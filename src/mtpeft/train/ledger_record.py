@@ -1,0 +1,91 @@
+"""Write ``ledger.json`` for a finished run from what the loop counted."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mtpeft.config import RunConfig
+from mtpeft.io import write_json
+from mtpeft.ledger import (
+    TrainCounters,
+    count_parameters,
+    data_fingerprint,
+    dir_bytes,
+    package_versions,
+    peak_rss_bytes,
+    training_flops,
+)
+from mtpeft.train.build import Assembled
+from mtpeft.train.checkpoint import LoopState
+
+
+def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: TrainCounters, loop: LoopState,
+                 wall_time_s: float, accelerator: Any) -> dict[str, Any]:
+    params = count_parameters(built.model.encoder, [built.model.heads, built.weighting])
+    embeddings = built.backbone.model.get_input_embeddings().weight.numel()
+    full = built.method.storage == "model"
+    stored_module = run_dir / built.method.storage
+    heads_files = [run_dir / "heads.safetensors", run_dir / "heads.json"]
+    device = accelerator.device
+    ledger = {
+        "run_info": {
+            "name": config.name, "model": config.model, "model_source": built.backbone.source,
+            "method": config.method, "method_targets": built.method.targets[:50],
+            "setting": "multi-task" if len(built.tasks) > 1 else "single-task", "tasks": sorted(built.tasks),
+            "seed": config.train.seed, "precision": accelerator.mixed_precision, "device": str(device),
+            "processes": accelerator.num_processes,
+        },
+        "parameters": params.as_dict(),
+        "storage": {
+            "bytes_total": dir_bytes(stored_module, *heads_files),
+            "bytes_shared_module": dir_bytes(stored_module),
+            "bytes_heads": dir_bytes(*heads_files),
+            "note": "what must be stored to serve every task of this run besides the base model"
+                    + (" (full fine-tuning stores the whole model)" if full else ""),
+        },
+        "train_info": {
+            "optimizer_steps": counters.optimizer_steps,
+            "epochs_completed": loop.epoch,
+            "examples": counters.examples,
+            "examples_per_task": counters.examples_per_task,
+            "real_tokens": counters.real_tokens,
+            "padded_tokens": counters.padded_tokens,
+            "padding_share": round(1 - counters.real_tokens / max(counters.padded_tokens, 1), 4),
+            "wall_time_s": round(wall_time_s, 2),
+            "train_time_s": round(loop.train_time_s, 2),
+            "eval_time_s": round(loop.eval_time_s, 2),
+            "real_tokens_per_s": round(counters.real_tokens / max(loop.train_time_s, 1e-9), 1),
+            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_device_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
+            "flops": {
+                "training_estimate": training_flops(params.backbone - embeddings, counters.padded_tokens, full),
+                "non_embedding_parameters": params.backbone - embeddings,
+                "tokens_counted": "padded (what the hardware computed)",
+                "formula": ("6*N*tokens (forward 2N, backward 4N)" if full else
+                            "4*N*tokens (forward 2N, backward 2N: frozen weights need no weight gradients)"),
+            },
+        },
+        "meta_info": {
+            "packages": package_versions(),
+            "git_commit": _git_commit(),
+            "data": {name: {split: {"examples": len(ex), "sha256_16": data_fingerprint(
+                [e.id for e in ex], [e.text + "\0" + (e.text_pair or "") for e in ex])}
+                for split, ex in data.splits.items()} | {"source": data.source, "path": data.path}
+                for name, data in built.tasks.items()},
+        },
+    }
+    write_json(run_dir / "ledger.json", ledger)
+    return ledger
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

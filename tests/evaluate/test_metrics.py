@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+
+from mtpeft.evaluate.metrics import (
+    classification_scores,
+    constant_baseline,
+    random_retrieval_baseline,
+    retrieval_ranks,
+    retrieval_scores,
+)
+
+
+def test_classification_hand_computed():
+    # tp=2, fp=1, fn=1, tn=2
+    s = classification_scores([1, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 0])
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert s["precision"] == pytest.approx(2 / 3)
+    assert s["recall"] == pytest.approx(2 / 3)
+    assert s["f1"] == pytest.approx(2 / 3)
+    assert s["mcc"] == pytest.approx((2 * 2 - 1 * 1) / np.sqrt(3 * 3 * 3 * 3))
+
+
+def test_degenerate_one_class_and_constant_predictions():
+    only_negatives = classification_scores([0, 0, 0], [0, 0, 0])
+    assert only_negatives == {"accuracy": 1.0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "mcc": 0.0}
+    all_positive = classification_scores([1, 0, 0, 0], [1, 1, 1, 1])
+    assert all_positive["f1"] == pytest.approx(0.4) and all_positive["mcc"] == 0.0
+
+
+def test_rejects_bad_labels_and_shapes():
+    with pytest.raises(ValueError, match="0 or 1"):
+        classification_scores([0, 2], [0, 1])
+    with pytest.raises(ValueError, match="3 labels"):
+        classification_scores([0, 1, 1], [0, 1])
+
+
+def test_against_sklearn():
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    s = classification_scores(y, p)
+    assert s["accuracy"] == pytest.approx(sklearn.accuracy_score(y, p))
+    assert s["f1"] == pytest.approx(sklearn.f1_score(y, p))
+    assert s["precision"] == pytest.approx(sklearn.precision_score(y, p))
+    assert s["mcc"] == pytest.approx(sklearn.matthews_corrcoef(y, p))
+
+
+def test_retrieval_hand_computed_over_whole_pool():
+    scores = [[0.9, 0.1, 0.2, 0.0],   # rank 1
+              [0.8, 0.5, 0.9, 0.0],   # rank 3
+              [0.1, 0.2, 0.3, 0.4]]   # rank 2 (a 4th candidate only in the pool)
+    assert retrieval_ranks(scores).tolist() == [1, 3, 2]
+    r = retrieval_scores(scores)
+    assert r["mrr"] == pytest.approx((1 + 1 / 3 + 1 / 2) / 3)
+    assert r["recall@1"] == pytest.approx(1 / 3) and r["recall@5"] == 1.0
+
+
+def test_retrieval_ties_are_pessimistic():
+    constant = np.ones((4, 4))
+    assert retrieval_ranks(constant).tolist() == [4, 4, 4, 4]
+    assert retrieval_scores(constant)["mrr"] == pytest.approx(0.25)
+
+
+def test_baselines():
+    assert constant_baseline([1, 0, 0, 0], "accuracy") == 0.75
+    assert constant_baseline([1, 0, 0, 0], "f1") == pytest.approx(0.4)
+    assert random_retrieval_baseline(3)["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)

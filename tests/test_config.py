@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+
+from mtpeft.config import config_from_dict, dump_config, load_config
+from mtpeft.errors import ConfigError
+
+BASE = """\
+name: t
+model: tiny-bert
+tasks:
+  - name: bug
+    max_examples: 50
+train:
+  epochs: 1
+  lr: 0.001
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_loads_yaml_with_overrides(tmp_path):
+    cfg = load_config(write(tmp_path, BASE), ["train.lr=1e-4", "method=adapter", "tasks.0.max_examples=20"])
+    assert cfg.train.lr == 1e-4 and cfg.method == "adapter" and cfg.tasks[0].max_examples == 20
+    assert cfg.base_dir == str(tmp_path.resolve())
+
+
+def test_bad_value_names_file_line_and_field(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, BASE.replace("lr: 0.001", "lr: abc")))
+    assert f"{tmp_path / 'run.yaml'}:8: train.lr: Input should be a valid number" in str(err.value)
+
+
+def test_unknown_key_lists_valid_keys(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, BASE.replace("  epochs: 1", "  epohcs: 1")))
+    message = str(err.value)
+    assert "run.yaml:7: train.epohcs: unknown key 'epohcs'" in message
+    assert "batch_size" in message and "epochs" in message
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, BASE), ["train.lr=abc", "train.epochs=0", "loss_weighting=best"])
+    problems = err.value.problems
+    assert len(problems) == 3
+    assert any(p.startswith("override train.lr=abc: train.lr:") for p in problems)
+    assert any(p.startswith("override loss_weighting=best: loss_weighting:") and "learned_softmax" in p
+               for p in problems)
+
+
+def test_malformed_override_and_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(write(tmp_path, BASE), ["train.lr"])
+    with pytest.raises(ConfigError, match=r"run.yaml:\d+: not valid YAML"):
+        load_config(write(tmp_path, "name: [unclosed\n"))
+
+
+def test_duplicate_task_names_rejected():
+    with pytest.raises(ConfigError, match="repeated: bug"):
+        config_from_dict({"name": "x", "tasks": [{"name": "bug"}, {"name": "bug"}]})
+
+
+def test_dump_round_trips(tmp_path):
+    cfg = load_config(write(tmp_path, BASE))
+    again = write(tmp_path, dump_config(cfg))
+    assert load_config(again) == cfg
