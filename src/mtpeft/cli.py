@@ -6,7 +6,6 @@ stderr and exit with code 2; anything else keeps its traceback.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -134,5 +133,3 @@ def data_build_search(
     typer.echo(f"wrote {count} functions to {out}")
 
 
-def main() -> None:  # pragma: no cover
-    sys.exit(app())

@@ -36,7 +36,7 @@ def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = No
         encoded = built.encoded[name][split] if path is None and split != ALL else _encode_new(
             trained, name, source, path, split)
         outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, 64, accelerator.device,
-                                         accelerator.autocast())
+                                         accelerator.autocast)
     subset = type(built)(**{**vars(built), "tasks": {t: built.tasks[t] for t in tasks}})
     return summarise(subset, outputs, trained.thresholds)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,21 +30,23 @@ class SplitOutput:
 
 @torch.no_grad()
 def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_size: int, device: Any,
-              autocast: AbstractContextManager[Any] | None = None) -> SplitOutput:
-    """Model outputs for every example of ``split``, batched by length (outputs in the split's order)."""
+              autocast: Callable[[], AbstractContextManager[Any]] = nullcontext) -> SplitOutput:
+    """Model outputs for every example of ``split``, batched by length (outputs in the split's order).
+
+    ``autocast`` makes a fresh mixed-precision context per use (e.g. ``accelerator.autocast``).
+    """
     was_training = model.training
     model.eval()
-    ctx = autocast or nullcontext()
     try:
         if split.kind is TaskKind.RETRIEVAL:
-            with ctx:
+            with autocast():
                 queries = _embed(model, task, split.ids, pad_id, batch_size, device)
                 codes = _embed(model, task, split.pair_ids, pad_id, batch_size, device)
             return SplitOutput(split.kind, split.example_ids, scores=(queries @ codes.T).numpy())
         probs = np.zeros(len(split), dtype=np.float64)
         for chunk in _length_sorted_chunks(split.ids, batch_size):
             batch = collate(split, chunk, pad_id).to(device)
-            with ctx:
+            with autocast():
                 logits = model(task, batch)["logits"]
             probs[chunk] = torch.sigmoid(logits.float()).cpu().numpy()
         return SplitOutput(split.kind, split.example_ids, labels=np.asarray(split.labels), probabilities=probs)

@@ -59,7 +59,17 @@ class Bottleneck(nn.Module):
         return self.up(self.dropout(self.act(self.down(x))))
 
 
-class SerialAdapterLayer(nn.Module):
+class _WrapsLinear(nn.Module):
+    """Exposes the wrapped projection's ``weight``: some blocks read it (T5 checks ``wo.weight.dtype``)."""
+
+    base_layer: nn.Linear
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_layer.weight
+
+
+class SerialAdapterLayer(_WrapsLinear):
     """Wraps a projection: ``y = base(x); return y + adapter(y)``."""
 
     def __init__(self, base_layer: nn.Linear, dim: int, activation: str, dropout: float) -> None:
@@ -72,7 +82,7 @@ class SerialAdapterLayer(nn.Module):
         return y + self.adapter_bottleneck(y)
 
 
-class ParallelAdapterLayer(nn.Module):
+class ParallelAdapterLayer(_WrapsLinear):
     """Wraps the FFN output projection and adds ``scale * adapter(ffn_input)``.
 
     The FFN input is captured by a forward pre-hook on the FFN's input module, because in some

@@ -314,7 +314,7 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def _run_all(built: Assembled, split: str, accelerator: Any) -> dict[str, SplitOutput]:
     return {t: run_split(built.model, t, built.encoded[t][split], built.pad_id, 64, accelerator.device,
-                         accelerator.autocast()) for t in sorted(built.tasks)}
+                         accelerator.autocast) for t in sorted(built.tasks)}
 
 
 def _thresholds(built: Assembled, validation: dict[str, SplitOutput]) -> dict[str, float]:

@@ -1,0 +1,73 @@
+"""The CLI end to end with typer's CliRunner: exit codes and messages a user sees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mtpeft.cli import app
+
+runner = CliRunner()
+
+
+def test_models_lists_installed_zoo():
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    line = next(line for line in result.stdout.splitlines() if "minilm" in line)
+    assert "yes" in line and "MIT" in line
+
+
+def test_data_list_shows_readers_and_tasks():
+    result = runner.invoke(app, ["data", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in ("bigvul", "devign", "bcb-csv", "bcb-codexglue", "flakeflagger", "csn", "jsonl", "vulnerability"):
+        assert name in result.stdout
+
+
+def test_config_error_exits_2_with_message(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntasks:\n  - name: bug\ntrain:\n  lr: fast\n")
+    result = runner.invoke(app, ["train", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:5: train.lr: Input should be a valid number" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_reader_exits_2_with_valid_names(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: x\ntasks:\n  - name: clone\n    source: bcb\n    path: x\n")
+    result = runner.invoke(app, ["data", "stats", str(cfg), "--no-tokenizer"])
+    assert result.exit_code == 2
+    assert "unknown source 'bcb'; valid:" in result.stderr and "bcb-csv" in result.stderr
+
+
+def test_missing_data_folder_exits_2(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: x\ntasks:\n  - name: flakiness\n    path: nowhere\n")
+    result = runner.invoke(app, ["data", "stats", str(cfg), "--no-tokenizer"])
+    assert result.exit_code == 2 and "nowhere: no such folder" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_then_eval_through_the_cli(tmp_path, tiny_jsonl_task):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"""name: cli
+model: tiny-bert
+method: lora
+method_args: {{r: 4}}
+tasks:
+  - {{name: overflow, kind: binary, source: devign, path: {tiny_jsonl_task}}}
+train: {{epochs: 1, batch_size: 8, precision: fp32, max_length: 48}}
+output_dir: {tmp_path / "run"}
+""")
+    result = runner.invoke(app, ["train", str(cfg), "train.lr=1e-2"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert "overflow" in result.stdout and "trainable" in result.stdout
+    stored = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    again = runner.invoke(app, ["eval", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert again.exit_code == 0
+    assert f"{stored['tasks']['overflow']['test']['f1']:.4f}" in again.stdout
+    rerun = runner.invoke(app, ["train", str(cfg)])
+    assert rerun.exit_code == 2 and "--resume" in rerun.stderr

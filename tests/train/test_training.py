@@ -1,0 +1,132 @@
+"""Training end to end on tiny models and small real data: learning happens, the run directory is
+complete, reloading reproduces the metrics, and a crashed run resumes to the same result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mtpeft.config import config_from_dict
+from mtpeft.train import TrainingDiverged, train
+from mtpeft.train.artifacts import REQUIRED
+
+pytestmark = pytest.mark.slow
+
+
+def config(tmp_path: Path, tiny_task: Path, **overrides):
+    data = {
+        "name": "t", "model": "tiny-bert", "method": "lora", "method_args": {"r": 4, "alpha": 8},
+        "tasks": [{"name": "overflow", "kind": "binary", "source": "devign", "path": str(tiny_task),
+                   "metric": "accuracy"}],
+        "train": {"epochs": 6, "batch_size": 8, "lr": 2e-2, "max_length": 48, "precision": "fp32", "log_every": 1},
+        "output_dir": str(tmp_path / "run"),
+    }
+    for key, value in overrides.items():
+        section, _, field = key.partition("__")
+        if field:
+            data[section] = {**data[section], field: value}
+        else:
+            data[key] = value
+    return config_from_dict(data)
+
+
+def losses(run_dir: Path, task: str) -> list[float]:
+    rows = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return [r["losses"][task] for r in rows if r["event"] == "train"]
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3", "prefix", "prompt", "adapter", "parallel_adapter", "full"])
+def test_every_method_learns(method, tmp_path, tiny_jsonl_task):
+    args = {"lora": {"r": 4, "alpha": 8}, "adapter": {"dim": 16}, "parallel_adapter": {"dim": 16},
+            "prefix": {"num_virtual_tokens": 4}, "prompt": {"num_virtual_tokens": 4}}.get(method, {})
+    run = train(config(tmp_path, tiny_jsonl_task, method=method, method_args=args), progress=False)
+    curve = losses(run, "overflow")
+    quarter = len(curve) // 4
+    first, last = sum(curve[:quarter]) / quarter, sum(curve[-quarter:]) / quarter
+    assert last < first - 0.02, f"{method}: mean loss of the first/last quarter {first:.3f} -> {last:.3f}"
+    metrics = json.loads((run / "metrics.json").read_text())["tasks"]["overflow"]
+    assert metrics["test"]["accuracy"] > metrics["baseline"]["test"], metrics
+
+
+def test_multitask_run_directory_is_complete(tmp_path, tiny_jsonl_task):
+    cfg = config(tmp_path, tiny_jsonl_task, method="adapter", method_args={"dim": 8}, train__epochs=2,
+                 tasks=[{"name": "overflow", "kind": "binary", "source": "devign", "path": str(tiny_jsonl_task)},
+                        {"name": "search", "max_examples": {"train": 64, "validation": 24, "test": 24}}])
+    run = train(cfg, progress=False)
+    for name in REQUIRED:
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "adapter").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(p.name for p in (run / "predictions").iterdir()) == [
+        "overflow.test.jsonl", "overflow.validation.jsonl", "search.test.jsonl", "search.validation.jsonl"]
+    assert len((run / "predictions" / "search.test.jsonl").read_text().splitlines()) == 24
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["tasks"]["search"]["test"]) == {"mrr", "recall@1", "recall@5", "recall@10"}
+    ledger = json.loads((run / "ledger.json").read_text())
+    params = ledger["parameters"]
+    assert params["trainable"] == params["method_trainable"] + params["heads"]
+    assert 0 < params["method_trainable"] < params["backbone"]
+    heads = load_file(run / "heads.safetensors")
+    assert sum(v.numel() for k, v in heads.items() if k.startswith("heads.")) + 2 == params["heads"]
+    assert ledger["storage"]["bytes_total"] > 0 and ledger["train_info"]["real_tokens"] > 0
+    assert ledger["train_info"]["padded_tokens"] >= ledger["train_info"]["real_tokens"]
+    rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["event"] == "train"]
+    assert set(train_rows[0]["losses"]) == {"overflow", "search"} and set(train_rows[0]["weights"]) == {
+        "overflow", "search"}
+
+
+def test_eval_from_disk_reproduces_metrics(tmp_path, tiny_jsonl_task):
+    from mtpeft.evaluate_run import evaluate_run
+
+    run = train(config(tmp_path, tiny_jsonl_task, train__epochs=2), progress=False)
+    stored = json.loads((run / "metrics.json").read_text())
+    again = evaluate_run(run, split="test")
+    assert again["tasks"]["overflow"]["test"] == stored["tasks"]["overflow"]["test"]
+    unseen = evaluate_run(run, task="overflow", path=str(tiny_jsonl_task), split="all")
+    assert 0 <= unseen["tasks"]["overflow"]["all"]["accuracy"] <= 1
+
+
+def test_resume_after_crash_equals_uninterrupted_run(tmp_path, tiny_jsonl_task):
+    kwargs = {"train__checkpoint_every": 3, "train__epochs": 3}
+    reference = train(config(tmp_path / "a", tiny_jsonl_task, **kwargs), progress=False)
+    crashed = config(tmp_path / "b", tiny_jsonl_task, **kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        train(crashed, progress=False, interrupt_at_step=7)  # last checkpoint: step 6
+    resumed = train(crashed, resume=True, progress=False)
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (reference, resumed))
+    assert a["tasks"] == b["tasks"]
+    heads_a, heads_b = load_file(reference / "heads.safetensors"), load_file(resumed / "heads.safetensors")
+    for key in heads_a:
+        torch.testing.assert_close(heads_a[key], heads_b[key], rtol=0, atol=0)
+    assert losses(reference, "overflow") == losses(resumed, "overflow")
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, tiny_jsonl_task):
+    from mtpeft.errors import ConfigError
+
+    cfg = config(tmp_path, tiny_jsonl_task, train__epochs=1)
+    train(cfg, progress=False)
+    with pytest.raises(ConfigError, match="already exists"):
+        train(cfg, progress=False)
+
+
+def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path, tiny_jsonl_task, monkeypatch):
+    from mtpeft.models.heads import ClassificationHead
+
+    cfg = config(tmp_path, tiny_jsonl_task, train__checkpoint_every=2, train__epochs=2)
+    calls = {"n": 0}
+    original = ClassificationHead.loss
+
+    def flaky_loss(logits, labels):
+        calls["n"] += 1
+        loss = original(logits, labels)
+        return loss * float("nan") if calls["n"] > 5 else loss
+
+    monkeypatch.setattr(ClassificationHead, "loss", staticmethod(flaky_loss))
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at optimiser step 5.*last.pt"):
+        train(cfg, progress=False)
+    assert (Path(cfg.run_dir()) / "checkpoints" / "last.pt").is_file()
