@@ -45,8 +45,9 @@ def _encode_new(trained: Any, task: str, source: str | None, path: str | None, s
     built, config = trained.built, trained.config
     spec = built.tasks[task].spec
     own = next(t for t in config.tasks if t.name == task)
-    entry = TaskConfig(name=task, kind=spec.kind, metric=spec.metric, source=source or own.source or spec.default_source,
-                       path=path or own.path, reader_args=own.reader_args if source is None else {})
+    entry = TaskConfig(name=task, kind=spec.kind, metric=spec.metric,
+                       source=source or own.source or spec.default_source, path=path or own.path,
+                       reader_args=own.reader_args if source is None else {})
     if split == ALL:
         src = SOURCES.get(entry.source)  # every example, unsplit and uncapped
         resolved = config.resolve_path(entry.path) if entry.path else None

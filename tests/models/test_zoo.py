@@ -38,7 +38,7 @@ def test_unknown_names_and_folders():
 
 
 def test_folder_without_config(tmp_path):
-    with pytest.raises(ModelError, match="no config.json"):
+    with pytest.raises(ModelError, match=r"no config\.json"):
         resolve_model(str(tmp_path))
 
 

@@ -12,7 +12,7 @@ def cfg(*tasks, **train):
 
 def test_unknown_source_suggests():
     config = cfg({"name": "vulnerability", "source": "bigvull"})
-    with pytest.raises(UnknownNameError, match="unknown source 'bigvull'.*Did you mean 'bigvul'"):
+    with pytest.raises(UnknownNameError, match=r"unknown source 'bigvull'.*Did you mean 'bigvul'"):
         load_task(config.tasks[0], config)
 
 

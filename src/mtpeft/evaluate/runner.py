@@ -54,7 +54,8 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
         model.train(was_training)
 
 
-def _embed(model: Any, task: str, sequences: list[list[int]], pad_id: int, batch_size: int, device: Any) -> torch.Tensor:
+def _embed(model: Any, task: str, sequences: list[list[int]], pad_id: int, batch_size: int,
+           device: Any) -> torch.Tensor:
     out = torch.zeros(len(sequences), model.heads[task].proj.out_features)
     for chunk in _length_sorted_chunks(sequences, batch_size):
         ids, mask = pad([sequences[i] for i in chunk], pad_id)

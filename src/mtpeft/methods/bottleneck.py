@@ -220,7 +220,8 @@ def load_adapter_state_dict(model: nn.Module, state: dict[str, torch.Tensor], wh
     expected = set(adapter_state_dict(model))
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
-        raise RunError(f"{where}: adapter keys do not fit the model; missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise RunError(f"{where}: adapter keys do not fit the model; missing {missing[:5]}, "
+                       f"unexpected {unexpected[:5]}")
     model.load_state_dict(state, strict=False)
 
 

@@ -209,9 +209,10 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
+            task_losses = {t: float(v.detach()) for t, v in losses.items()}
             for task, batch in batches:
                 counters.add(task, len(batch), batch.real_tokens, batch.padded_tokens)
-                running[task] = 0.9 * running.get(task, float(losses[task])) + 0.1 * float(losses[task])
+                running[task] = 0.9 * running.get(task, task_losses[task]) + 0.1 * task_losses[task]
             loop.step_in_epoch = index + 1
             bar.update(1)
             bar.set_postfix({t: f"{v:.3f}" for t, v in sorted(running.items())}, refresh=False)
@@ -222,8 +223,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
             if main and loop.optimizer_steps % cfg.log_every == 0:
                 append_jsonl(run_dir / "train_log.jsonl", {
                     "event": "train", "epoch": loop.epoch + 1, "step": loop.optimizer_steps,
-                    "lr": scheduler.get_last_lr()[0], "loss": float(loss),
-                    "losses": {t: float(v) for t, v in losses.items()},
+                    "lr": scheduler.get_last_lr()[0], "loss": float(loss.detach()), "losses": task_losses,
                     "weights": raw.weighting.weights(), "examples": counters.examples,
                     "real_tokens": counters.real_tokens,
                 })

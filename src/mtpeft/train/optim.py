@@ -32,7 +32,7 @@ def make_optimizer(shared: nn.Module, heads: list[nn.Module], cfg: TrainConfig) 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float) -> Any:
     """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0."""
-    warmup = int(round(total_steps * warmup_ratio))
+    warmup = round(total_steps * warmup_ratio)
 
     def factor(step: int) -> float:
         if step < warmup:

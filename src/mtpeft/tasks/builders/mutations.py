@@ -48,11 +48,15 @@ def _swap_operand_sites(tree: ast.AST) -> list[Callable[[random.Random], None]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.BinOp) and isinstance(node.op, _NON_COMMUTATIVE):
             if ast.dump(node.left) != ast.dump(node.right):
-                sites.append(lambda rng, node=node: (setattr(node, "left", node.right), setattr(node, "right", node.left)))
+                sites.append(lambda rng, node=node: _swap_binop(node))
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Lt | ast.Gt):
             if ast.dump(node.left) != ast.dump(node.comparators[0]):
                 sites.append(lambda rng, node=node: _swap_compare(node))
     return sites
+
+
+def _swap_binop(node: ast.BinOp) -> None:
+    node.left, node.right = node.right, node.left
 
 
 def _swap_compare(node: ast.Compare) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,38 +55,32 @@ def _read_mapped(
     return out
 
 
-@register_source(
+def _mapped_reader(load_rows: Callable[[Path, tuple[str, ...]], list[tuple[int, dict[str, Any]]]]
+                   ) -> Callable[..., SourceData]:
+    """A reader whose keyword arguments (the field mapping) are what ``reader_args`` accepts."""
+
+    def read(
+        path: Path,
+        text_field: str = "text",
+        text_pair_field: str | None = None,
+        label_field: str | None = "label",
+        group_field: str | None = None,
+        id_field: str | None = None,
+        split_field: str | None = None,
+    ) -> SourceData:
+        required = tuple(f for f in (text_field, text_pair_field, label_field, group_field, id_field, split_field) if f)
+        return _read_mapped(path, load_rows(path, required), text_field, text_pair_field, label_field, group_field,
+                            id_field, split_field)
+
+    return read
+
+
+read_jsonl = register_source(
     "jsonl", "reader", (TaskKind.BINARY, TaskKind.PAIR, TaskKind.RETRIEVAL),
     "Any jsonl file; reader_args map fields: text_field, text_pair_field, label_field, group_field, split_field.",
-)
-def read_jsonl(
-    path: Path,
-    text_field: str = "text",
-    text_pair_field: str | None = None,
-    label_field: str | None = "label",
-    group_field: str | None = None,
-    id_field: str | None = None,
-    split_field: str | None = None,
-) -> SourceData:
-    require_file(path, "a JSON-lines file")
-    return _read_mapped(path, list(iter_jsonl(path)), text_field, text_pair_field, label_field, group_field,
-                        id_field, split_field)
+)(_mapped_reader(lambda path, _: list(iter_jsonl(require_file(path, "a JSON-lines file")))))
 
-
-@register_source(
+read_csv = register_source(
     "csv", "reader", (TaskKind.BINARY, TaskKind.PAIR, TaskKind.RETRIEVAL),
     "Any CSV file with a header; reader_args map columns like the jsonl reader.",
-)
-def read_csv(
-    path: Path,
-    text_field: str = "text",
-    text_pair_field: str | None = None,
-    label_field: str | None = "label",
-    group_field: str | None = None,
-    id_field: str | None = None,
-    split_field: str | None = None,
-) -> SourceData:
-    require_file(path, "a CSV file with a header row")
-    required = tuple(f for f in (text_field, text_pair_field, label_field, group_field, id_field, split_field) if f)
-    return _read_mapped(path, list(iter_csv(path, required)), text_field, text_pair_field, label_field, group_field,
-                        id_field, split_field)
+)(_mapped_reader(lambda path, required: list(iter_csv(require_file(path, "a CSV file with a header row"), required))))
