@@ -31,7 +31,7 @@ def task_stats(config: RunConfig, with_tokens: bool = True) -> dict[str, Any]:
             from mtpeft.data.encode import encode_examples
 
             for split, examples in data.splits.items():
-                lengths = np.asarray(encode_examples(examples, data.spec.kind, tokenizer, 10**6).lengths())
+                lengths = np.asarray(encode_examples(examples, data.spec.kind, tokenizer, 10**6).longest_inputs())
                 splits[split]["tokens"] = {
                     "p50": float(np.percentile(lengths, 50)), "p90": float(np.percentile(lengths, 90)),
                     "p99": float(np.percentile(lengths, 99)),

@@ -12,7 +12,8 @@ from mtpeft.evaluate.runner import run_split
 from mtpeft.tasks import load_task
 from mtpeft.tasks.readers.base import ALL, SOURCES
 from mtpeft.train.artifacts import load_trained
-from mtpeft.train.loop import make_accelerator, summarise
+from mtpeft.train.evaluation import EVAL_BATCH, summarise
+from mtpeft.train.loop import make_accelerator
 
 SPLITS = ("validation", "test", "all")
 
@@ -35,10 +36,9 @@ def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = No
     for name in tasks:
         encoded = built.encoded[name][split] if path is None and split != ALL else _encode_new(
             trained, name, source, path, split)
-        outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, 64, accelerator.device,
+        outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, EVAL_BATCH, accelerator.device,
                                          accelerator.autocast)
-    subset = type(built)(**{**vars(built), "tasks": {t: built.tasks[t] for t in tasks}})
-    return summarise(subset, outputs, trained.thresholds)
+    return summarise({t: built.tasks[t].spec for t in tasks}, outputs, trained.thresholds)
 
 
 def _encode_new(trained: Any, task: str, source: str | None, path: str | None, split: str) -> Any:

@@ -83,3 +83,14 @@ def test_docstring_mismatch_builder(source_dir):
     for e in examples:
         if e.label == 0:
             assert ("group" in e.text) == (e.group == "module_a.py")
+
+
+def test_name_mismatch_builder_renames_only_the_definition(source_dir):
+    examples = SOURCES.get("stdlib-name").read(source_dir, seed=0)[ALL]
+    renamed = [e for e in examples if e.label == 1]
+    assert 10 < len(renamed) < 50
+    for e in renamed:
+        defined = ast.parse(e.text).body[0].name
+        original = e.id.rsplit(":", 1)[-1]
+        assert defined != original and original not in e.text
+        assert defined.split("_")[0] != original.split("_")[0]  # taken from the other file

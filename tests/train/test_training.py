@@ -79,10 +79,13 @@ def test_multitask_run_directory_is_complete(tmp_path, tiny_jsonl_task):
         "overflow", "search"}
 
 
-def test_eval_from_disk_reproduces_metrics(tmp_path, tiny_jsonl_task):
+@pytest.mark.parametrize(("method", "args"), [("lora", {"r": 4}), ("prompt", {"num_virtual_tokens": 4}),
+                                              ("parallel_adapter", {"dim": 8}), ("full", {})])
+def test_eval_from_disk_reproduces_metrics(method, args, tmp_path, tiny_jsonl_task):
     from mtpeft.evaluate_run import evaluate_run
 
-    run = train(config(tmp_path, tiny_jsonl_task, train__epochs=2), progress=False)
+    run = train(config(tmp_path, tiny_jsonl_task, train__epochs=2, method=method, method_args=args), progress=False)
+    assert (run / ("model" if method == "full" else "adapter")).is_dir()
     stored = json.loads((run / "metrics.json").read_text())
     again = evaluate_run(run, split="test")
     assert again["tasks"]["overflow"]["test"] == stored["tasks"]["overflow"]["test"]
@@ -130,3 +133,45 @@ def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path, tiny_jsonl_t
     with pytest.raises(TrainingDiverged, match=r"loss became nan at optimiser step 5.*last.pt"):
         train(cfg, progress=False)
     assert (Path(cfg.run_dir()) / "checkpoints" / "last.pt").is_file()
+
+
+def test_kill_9_mid_epoch_then_resume_equals_uninterrupted(tmp_path, tiny_jsonl_task):
+    """A real SIGKILL of `mtpeft train` in a subprocess, then `--resume`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def write_config(out: Path) -> Path:
+        path = out.with_suffix(".yaml")
+        path.write_text(f"""name: kill
+model: tiny-bert
+method: lora
+method_args: {{r: 4, alpha: 8}}
+tasks:
+  - {{name: overflow, kind: binary, source: devign, path: {tiny_jsonl_task}}}
+train: {{epochs: 12, batch_size: 4, lr: 0.01, precision: fp32, max_length: 48, checkpoint_every: 5, log_every: 1}}
+output_dir: {out}
+""")
+        return path
+
+    command = [sys.executable, "-m", "mtpeft", "train"]
+    reference = write_config(tmp_path / "reference")
+    subprocess.run([*command, str(reference)], check=True, capture_output=True)
+    victim = write_config(tmp_path / "victim")
+    process = subprocess.Popen([*command, str(victim)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "victim" / "train_log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= 32:  # past the checkpoints at steps 5..30
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "training finished before it could be killed; make it longer"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "victim" / "metrics.json").exists()
+    subprocess.run([*command, str(victim), "--resume"], check=True, capture_output=True)
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("reference", "victim"))
+    assert a["tasks"] == b["tasks"]
+    assert losses(tmp_path / "reference", "overflow") == losses(tmp_path / "victim", "overflow")

@@ -31,6 +31,12 @@ class EncodedSplit:
             return [len(a) + len(b) for a, b in zip(self.ids, self.pair_ids, strict=True)]
         return [len(a) for a in self.ids]
 
+    def longest_inputs(self) -> list[int]:
+        """Tokens of each example's longest single input (what truncation is applied to)."""
+        if self.kind is TaskKind.RETRIEVAL:
+            return [max(len(a), len(b)) for a, b in zip(self.ids, self.pair_ids, strict=True)]
+        return self.lengths()
+
 
 def encode_examples(examples: list[Example], kind: TaskKind, tokenizer: Any, max_length: int) -> EncodedSplit:
     """Tokenise with truncation to ``max_length`` (pairs: longest-first, so both inputs keep their start)."""

@@ -20,6 +20,8 @@ for _spec in (
              "stdlib-search", None),
     TaskSpec("bug", TaskKind.BINARY, "accuracy", "Is this Python function the original or a copy with a seeded bug?",
              "stdlib-bug", None),
+    TaskSpec("name-mismatch", TaskKind.BINARY, "accuracy", "Is this Python function's name inconsistent with its body?",
+             "stdlib-name", None),
     TaskSpec("docstring-mismatch", TaskKind.PAIR, "accuracy", "Does this docstring belong to this Python function?",
              "stdlib-docstring", None),
 ):

@@ -27,13 +27,11 @@ from mtpeft.config import RunConfig, dump_config
 from mtpeft.data.collate import Batch, collate
 from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
-from mtpeft.evaluate.metrics import constant_baseline, random_retrieval_baseline
-from mtpeft.evaluate.runner import SplitOutput, best_threshold, prediction_rows, run_split, score
+from mtpeft.evaluate.runner import score
 from mtpeft.io import append_jsonl, write_json, write_jsonl
 from mtpeft.ledger import TrainCounters
-from mtpeft.tasks.spec import TaskKind
 from mtpeft.train.artifacts import save_artifacts
-from mtpeft.train.build import Assembled, assemble
+from mtpeft.train.build import assemble
 from mtpeft.train.checkpoint import (
     CHECKPOINT,
     LoopState,
@@ -43,6 +41,7 @@ from mtpeft.train.checkpoint import (
     save_checkpoint,
     trainable_state,
 )
+from mtpeft.train.evaluation import final_evaluation, run_all, tune_thresholds
 from mtpeft.train.ledger_record import write_ledger
 from mtpeft.train.optim import linear_schedule, make_optimizer
 
@@ -162,8 +161,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
         """Validate, keep the best weights; True when early stopping says stop."""
         nonlocal best
         t0 = time.perf_counter()
-        outputs = _run_all(built, "validation", accelerator)
-        thresholds = _thresholds(built, outputs)
+        outputs = run_all(built, "validation", accelerator)
+        thresholds = tune_thresholds(built, outputs)
         scores = {t: score(outputs[t], thresholds.get(t, 0.5)) for t in names}
         mean = float(np.mean([scores[t][built.tasks[t].spec.metric] for t in names]))
         loop.eval_time_s += time.perf_counter() - t0
@@ -252,7 +251,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     # 8) the selected weights: tune thresholds on validation, score test, write the run
     if best is not None:
         load_trainable_state(raw, best)
-    metrics, predictions, thresholds = _final_evaluation(built, accelerator)
+    metrics, predictions, thresholds = final_evaluation(built, accelerator)
     metrics["selected"] = {"epoch": loop.best_epoch + 1 if loop.best_epoch is not None else None,
                            "optimizer_step": loop.best_step, "validation_mean": loop.best_score}
     if main:
@@ -310,40 +309,3 @@ def _truncate_log(path: Path, step: int) -> None:
         if row.get("step", 0) <= step:
             kept.append(row)
     write_jsonl(path, kept)
-
-
-def _run_all(built: Assembled, split: str, accelerator: Any) -> dict[str, SplitOutput]:
-    return {t: run_split(built.model, t, built.encoded[t][split], built.pad_id, 64, accelerator.device,
-                         accelerator.autocast) for t in sorted(built.tasks)}
-
-
-def _thresholds(built: Assembled, validation: dict[str, SplitOutput]) -> dict[str, float]:
-    return {t: best_threshold(out.labels, out.probabilities, built.tasks[t].spec.metric)
-            for t, out in validation.items() if out.kind is not TaskKind.RETRIEVAL}
-
-
-def _final_evaluation(built: Assembled, accelerator: Any) -> tuple[dict[str, Any], dict[tuple[str, str], list], dict]:
-    outputs = {split: _run_all(built, split, accelerator) for split in ("validation", "test")}
-    thresholds = _thresholds(built, outputs["validation"])
-    metrics = summarise(built, outputs, thresholds)
-    predictions = {(t, split): prediction_rows(out, thresholds.get(t, 0.5))
-                   for split, per_task in outputs.items() for t, out in per_task.items()}
-    return metrics, predictions, thresholds
-
-
-def summarise(built: Assembled, outputs: dict[str, dict[str, SplitOutput]],
-              thresholds: dict[str, float]) -> dict[str, Any]:
-    """metrics.json: every metric per task and split, the trivial baseline, and the mean main metric."""
-    tasks: dict[str, Any] = {}
-    for name in sorted(built.tasks):
-        spec = built.tasks[name].spec
-        entry: dict[str, Any] = {"kind": str(spec.kind), "metric": spec.metric, "threshold": thresholds.get(name)}
-        for split, per_task in outputs.items():
-            out = per_task[name]
-            entry[split] = score(out, thresholds.get(name, 0.5))
-            entry.setdefault("baseline", {})[split] = (
-                random_retrieval_baseline(out.scores.shape[1])[spec.metric] if spec.kind is TaskKind.RETRIEVAL
-                else constant_baseline(out.labels, spec.metric))
-        tasks[name] = entry
-    mean = {split: float(np.mean([tasks[t][split][tasks[t]["metric"]] for t in tasks])) for split in outputs}
-    return {"tasks": tasks, "mean": mean}

@@ -11,6 +11,7 @@ Every function is grouped by its file, so one module's functions never straddle 
 
 from __future__ import annotations
 
+import ast
 import random
 from pathlib import Path
 
@@ -45,20 +46,25 @@ def build_search(path: Path | None = None, max_lines: int | None = None) -> Sour
     "Seeded-bug detection on Python source: the real function (0) or a copy with one seeded bug (1).",
     needs_path=False,
 )
-def build_bug(path: Path | None = None, seed: int = 0, max_lines: int | None = None) -> SourceData:
-    """One version per function, buggy with probability 1/2 (when a mutation applies)."""
+def build_bug(path: Path | None = None, seed: int = 0, max_lines: int | None = None,
+              paired: bool = False) -> SourceData:
+    """One version per function, buggy with probability 1/2 (when a mutation applies).
+
+    Args:
+        paired: keep BOTH versions of every function a mutation applies to (as Big-Vul keeps the
+            vulnerable and the fixed function), in the same group, so the model sees minimal pairs.
+    """
     rng = random.Random(seed)
     examples = []
     for fn in _functions(path, max_lines):
         ident = f"{fn.path}:{fn.line}:{fn.name}"
         meta: dict[str, object] = {"file": fn.path, "line": fn.line}
-        if rng.random() < 0.5:
-            mutated = seed_bug(fn.code, rng)
-            if mutated is not None:
-                buggy, mutation = mutated
-                examples.append(Example(ident, buggy, None, 1, fn.path, {**meta, "mutation": mutation}))
-                continue
-        examples.append(Example(ident, fn.code, None, 0, fn.path, meta))
+        mutated = seed_bug(fn.code, rng) if paired or rng.random() < 0.5 else None
+        if mutated is not None:
+            buggy, mutation = mutated
+            examples.append(Example(f"{ident}:buggy", buggy, None, 1, fn.path, {**meta, "mutation": mutation}))
+        if mutated is None or paired:
+            examples.append(Example(ident, fn.code, None, 0, fn.path, meta))
     return {ALL: examples}
 
 
@@ -85,6 +91,37 @@ def build_docstring_mismatch(path: Path | None = None, seed: int = 0, max_lines:
                 meta["docstring_from"] = f"{other.path}:{other.line}"
         examples.append(Example(ident, doc, fn.code, label, fn.path, meta))
     return {ALL: examples}
+
+
+@register_source(
+    "stdlib-name", "builder", (TaskKind.BINARY,),
+    "Inconsistent method names on Python source: 1 = the function was renamed to another function's name.",
+    needs_path=False,
+)
+def build_name_mismatch(path: Path | None = None, seed: int = 0, max_lines: int | None = None) -> SourceData:
+    """Half of the functions get the name of a random function from another file (Liu et al., ICSE 2019:
+    "Learning to spot and refactor inconsistent method names"). Functions whose body mentions their own
+    name (recursion) are skipped, so the renamed definition leaves no trace of the old name."""
+    functions = [fn for fn in _functions(path, max_lines) if fn.code.count(fn.name) == 1]
+    rng = random.Random(seed)
+    examples = []
+    for fn in functions:
+        ident = f"{fn.path}:{fn.line}:{fn.name}"
+        meta: dict[str, object] = {"file": fn.path, "line": fn.line}
+        label, code = 0, fn.code
+        if rng.random() < 0.5 and len(functions) > 1:
+            other = functions[rng.randrange(len(functions))]
+            if other.path != fn.path and other.name != fn.name:
+                label, code = 1, _renamed(fn.code, other.name)
+                meta["name_from"] = f"{other.path}:{other.line}"
+        examples.append(Example(ident, code, None, label, fn.path, meta))
+    return {ALL: examples}
+
+
+def _renamed(code: str, name: str) -> str:
+    tree = ast.parse(code)
+    tree.body[0].name = name  # type: ignore[attr-defined]
+    return ast.unparse(tree)
 
 
 def csn_records(functions: tuple[MinedFunction, ...], repo: str) -> list[dict[str, object]]:
