@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,17 +52,18 @@ class TrainingDiverged(MtpeftError):
 
 
 class StepModule(nn.Module):
-    """The multi-task model and the loss weighting as ONE module, so one forward call per step
-    covers every task batch (what DDP needs) and the learned weights train with the rest."""
+    """The multi-task model and the loss weighting as ONE module, so that DDP wraps both and the
+    learned task weights train (and synchronise) with the rest."""
 
     def __init__(self, model: nn.Module, weighting: nn.Module) -> None:
         super().__init__()
         self.model = model
         self.weighting = weighting
 
-    def forward(self, step: list[tuple[str, Batch]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        losses = {task: self.model(task, batch)["loss"] for task, batch in step}
-        return self.weighting(losses), losses
+    def forward(self, task: str, batch: Batch, tasks_in_step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weighted term, raw loss)`` of one task batch."""
+        loss = self.model(task, batch)["loss"]
+        return self.weighting.term(task, loss, tasks_in_step), loss
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -193,22 +195,31 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
         for index in range(loop.step_in_epoch, len(plan)):
             batches = [(task, collate(built.encoded[task]["train"], idx, built.pad_id).to(accelerator.device))
                        for task, idx in plan[index]]
+            task_losses: dict[str, float] = {}
+            step_loss = 0.0
             with accelerator.accumulate(step_module):
-                loss, losses = step_module(batches)
-                if not torch.isfinite(loss):  # .item() syncs; cheap next to a forward pass
-                    raise TrainingDiverged(
-                        f"loss became {loss.item()} at optimiser step {loop.optimizer_steps} "
-                        f"(task losses: { {t: float(v) for t, v in losses.items()} }); the last good checkpoint "
-                        f"is {checkpoint_path if checkpoint_path.exists() else 'not written yet'}. "
-                        "Lower train.lr, or use train.precision=fp32."
-                    )
-                accelerator.backward(loss)
+                for k, (task, batch) in enumerate(batches):
+                    # forward and backward one task batch at a time: only its activations are alive,
+                    # and the summed gradients equal those of one backward on the step loss;
+                    # under DDP, gradients synchronise once, after the step's last task batch
+                    sync = nullcontext() if k == len(batches) - 1 else accelerator.no_sync(step_module)
+                    with sync:
+                        term, loss = step_module(task, batch, len(batches))
+                        task_losses[task] = float(loss.detach())  # a sync point, cheap next to the forward
+                        if not math.isfinite(task_losses[task]) or not torch.isfinite(term):
+                            raise TrainingDiverged(
+                                f"loss became {task_losses[task]} for task {task!r} at optimiser step "
+                                f"{loop.optimizer_steps}; the last good checkpoint is "
+                                f"{checkpoint_path if checkpoint_path.exists() else 'not written yet'}. "
+                                "Lower train.lr, or use train.precision=fp32."
+                            )
+                        accelerator.backward(term)
+                    step_loss += float(term.detach())
                 if accelerator.sync_gradients and cfg.grad_clip is not None:
                     accelerator.clip_grad_norm_(step_module.parameters(), cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            task_losses = {t: float(v.detach()) for t, v in losses.items()}
             for task, batch in batches:
                 counters.add(task, len(batch), batch.real_tokens, batch.padded_tokens)
                 running[task] = 0.9 * running.get(task, task_losses[task]) + 0.1 * task_losses[task]
@@ -222,7 +233,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
             if main and loop.optimizer_steps % cfg.log_every == 0:
                 append_jsonl(run_dir / "train_log.jsonl", {
                     "event": "train", "epoch": loop.epoch + 1, "step": loop.optimizer_steps,
-                    "lr": scheduler.get_last_lr()[0], "loss": float(loss.detach()), "losses": task_losses,
+                    "lr": scheduler.get_last_lr()[0], "loss": step_loss, "losses": task_losses,
                     "weights": raw.weighting.weights(), "examples": counters.examples,
                     "real_tokens": counters.real_tokens,
                 })

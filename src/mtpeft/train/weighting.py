@@ -17,23 +17,32 @@ from mtpeft.registry import Registry
 
 
 class LossWeighting(nn.Module):
-    """Combines ``{task: loss}`` of one step; ``weights()`` reports the current per-task weights."""
+    """Combines the task losses of one step as a SUM of per-task terms.
+
+    Because the step loss is a sum, the loop can run backward on each task's term as soon as it is
+    computed (only one task's activations alive at a time) and get the same gradients as one
+    backward on the total. ``weights()`` reports the current per-task weights.
+    """
 
     def __init__(self, tasks: list[str]) -> None:
         super().__init__()
         self.tasks = list(tasks)
         self.index = {t: i for i, t in enumerate(self.tasks)}
 
-    def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    def term(self, task: str, loss: torch.Tensor, tasks_in_step: int) -> torch.Tensor:
+        """The contribution of ``task``'s loss to a step that holds ``tasks_in_step`` task batches."""
         raise NotImplementedError
+
+    def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack([self.term(t, loss, len(losses)) for t, loss in losses.items()]).sum()
 
     def weights(self) -> dict[str, float]:
         raise NotImplementedError
 
 
 class EqualWeighting(LossWeighting):
-    def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.stack(list(losses.values())).mean()
+    def term(self, task: str, loss: torch.Tensor, tasks_in_step: int) -> torch.Tensor:
+        return loss / tasks_in_step
 
     def weights(self) -> dict[str, float]:
         return dict.fromkeys(self.tasks, 1.0 / len(self.tasks))
@@ -44,9 +53,8 @@ class LearnedSoftmaxWeighting(LossWeighting):
         super().__init__(tasks)
         self.logits = nn.Parameter(torch.zeros(len(tasks)))
 
-    def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        w = torch.softmax(self.logits, dim=0)
-        return sum(w[self.index[t]] * loss for t, loss in losses.items())  # type: ignore[return-value]
+    def term(self, task: str, loss: torch.Tensor, tasks_in_step: int) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=0)[self.index[task]] * loss
 
     def weights(self) -> dict[str, float]:
         w = torch.softmax(self.logits.detach(), dim=0)
@@ -58,10 +66,9 @@ class UncertaintyWeighting(LossWeighting):
         super().__init__(tasks)
         self.log_vars = nn.Parameter(torch.zeros(len(tasks)))
 
-    def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
-        terms = [torch.exp(-self.log_vars[self.index[t]]) * loss + self.log_vars[self.index[t]] / 2
-                 for t, loss in losses.items()]
-        return torch.stack(terms).sum()
+    def term(self, task: str, loss: torch.Tensor, tasks_in_step: int) -> torch.Tensor:
+        s = self.log_vars[self.index[task]]
+        return torch.exp(-s) * loss + s / 2
 
     def weights(self) -> dict[str, float]:
         return {t: float(torch.exp(-self.log_vars.detach()[i])) for t, i in self.index.items()}
