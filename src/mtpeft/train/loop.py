@@ -141,6 +141,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     # 4) prepare
     step_module, optimizer, scheduler = accelerator.prepare(step_module, optimizer, scheduler)
     raw = accelerator.unwrap_model(step_module)
+    step_module.train()  # from_pretrained returns models in eval mode: dropout must be on from step 1
 
     # 5) resume
     loop, best = LoopState(), None
