@@ -6,6 +6,7 @@ stderr and exit with code 2; anything else keeps its traceback.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -14,6 +15,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from mtpeft.errors import MtpeftError
+
+# transformers 5 deprecation chatter that peft triggers on every model; not actionable for a user
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
+warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-task parameter-efficient fine-tuning of code models.")

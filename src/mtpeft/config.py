@@ -131,7 +131,7 @@ class RunConfig(_Strict):
         candidate = Path(path).expanduser()
         if candidate.is_absolute() or self.base_dir is None:
             return candidate
-        from_config = Path(self.base_dir) / candidate
+        from_config = (Path(self.base_dir) / candidate).resolve()
         return candidate if candidate.exists() and not from_config.exists() else from_config
 
 

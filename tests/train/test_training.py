@@ -175,3 +175,29 @@ output_dir: {out}
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("reference", "victim"))
     assert a["tasks"] == b["tasks"]
     assert losses(tmp_path / "reference", "overflow") == losses(tmp_path / "victim", "overflow")
+
+
+def test_early_stopping_with_patience(tmp_path, tiny_jsonl_task):
+    cfg = config(tmp_path, tiny_jsonl_task, train__epochs=6, train__lr=1e-12, train__head_lr=1e-12,
+                 train__patience=1)
+    run = train(cfg, progress=False)
+    evals = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()
+             if json.loads(line)["event"] == "eval"]
+    assert len(evals) == 2 and evals[0]["best"] and not evals[1]["best"]
+    assert json.loads((run / "ledger.json").read_text())["train_info"]["epochs_completed"] == 2
+
+
+def test_temperature_sampling_uncertainty_weighting_and_accumulation(tmp_path, tiny_jsonl_task):
+    cfg = config(tmp_path, tiny_jsonl_task, train__epochs=1, train__grad_accum=2, loss_weighting="uncertainty",
+                 sampling={"strategy": "temperature", "temperature": 0.5},
+                 tasks=[{"name": "overflow", "kind": "binary", "source": "devign", "path": str(tiny_jsonl_task)},
+                        {"name": "search", "max_examples": {"train": 32, "validation": 16, "test": 16}}])
+    run = train(cfg, progress=False)
+    rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if r["event"] == "train"]
+    assert all(len(r["losses"]) == 1 for r in steps)  # one task per micro-step, the last one logged
+    data = json.loads((run / "ledger.json").read_text())["meta_info"]["data"]
+    micro_steps = sum(-(-data[t]["train"]["examples"] // 8) for t in ("overflow", "search"))
+    assert len(steps) == -(-micro_steps // 2)  # two micro-steps per optimiser step
+    weights = steps[-1]["weights"]
+    assert set(weights) == {"overflow", "search"} and weights != {"overflow": 1.0, "search": 1.0}

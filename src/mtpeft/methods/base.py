@@ -74,6 +74,16 @@ def create_method(name: str, args: dict[str, Any] | None = None) -> Method:
     return METHODS.get(name)(args)
 
 
+def family_default(table: dict[str, Any], backbone: Backbone, field: str) -> Any:
+    """The per-architecture default of ``method_args.<field>``; an error says what to set otherwise."""
+    if backbone.family not in table:
+        raise ConfigError(
+            f"method_args.{field}: no default for model type {backbone.model_type!r} "
+            f"(defaults exist for the {', '.join(table)} families); set method_args.{field}"
+        )
+    return table[backbone.family]
+
+
 def freeze(module: nn.Module) -> None:
     for p in module.parameters():
         p.requires_grad_(False)

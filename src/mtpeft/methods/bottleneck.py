@@ -23,7 +23,7 @@ from torch import nn
 
 from mtpeft.errors import ConfigError, RunError
 from mtpeft.io import atomic_dir, save_safetensors, write_json
-from mtpeft.methods.base import METHODS, Method, MethodConfig, find_targets, freeze, set_submodule
+from mtpeft.methods.base import METHODS, Method, MethodConfig, family_default, find_targets, freeze, set_submodule
 from mtpeft.models.backbone import Backbone
 
 KEY = "adapter_bottleneck"
@@ -170,12 +170,7 @@ class SerialAdapterMethod(_BottleneckMethod):
 
     def _wrap_checked(self, backbone: Backbone) -> None:
         args: AdapterArgs = self.config  # type: ignore[assignment]
-        targets = args.target_modules
-        if targets is None:
-            if backbone.family not in SERIAL_TARGETS:
-                raise ConfigError(f"method_args.target_modules: no default adapter placement for model type "
-                                  f"{backbone.model_type!r}; name the output projections to follow")
-            targets = SERIAL_TARGETS[backbone.family]
+        targets = args.target_modules or family_default(SERIAL_TARGETS, backbone, "target_modules")
         self.targets = find_targets(backbone.model, targets, self.name, "target_modules")
         for name in self.targets:
             base = backbone.model.get_submodule(name)
@@ -191,10 +186,7 @@ class ParallelAdapterMethod(_BottleneckMethod):
         args: ParallelAdapterArgs = self.config  # type: ignore[assignment]
         output_regex, input_template = args.ffn_output, args.ffn_input
         if output_regex is None or input_template is None:
-            if backbone.family not in PARALLEL_TARGETS:
-                raise ConfigError(f"method_args.ffn_output: no default FFN placement for model type "
-                                  f"{backbone.model_type!r}; set ffn_output and ffn_input")
-            output_regex, input_template = PARALLEL_TARGETS[backbone.family]
+            output_regex, input_template = family_default(PARALLEL_TARGETS, backbone, "ffn_output")
         self.targets = find_targets(backbone.model, output_regex, self.name, "ffn_output")
         pairs = []
         for name in self.targets:  # check every input module exists before changing anything

@@ -15,7 +15,7 @@ from torch import nn
 
 from mtpeft.errors import ConfigError, RunError
 from mtpeft.io import atomic_dir
-from mtpeft.methods.base import METHODS, Method, MethodConfig, find_targets
+from mtpeft.methods.base import METHODS, Method, MethodConfig, family_default, find_targets
 from mtpeft.models.backbone import Backbone
 
 # Defaults per family follow the paper (LoRA on query/value) and peft's own tables.
@@ -58,14 +58,6 @@ class HfPeftMethod(Method):
 
     def build_peft_config(self, backbone: Backbone) -> Any:
         raise NotImplementedError
-
-    def _family_default(self, table: dict[str, Any], backbone: Backbone, field: str) -> Any:
-        if backbone.family not in table:
-            raise ConfigError(
-                f"method_args.{field}: no default for model type {backbone.model_type!r} "
-                f"(defaults exist for {', '.join(table)} families); set method_args.{field}"
-            )
-        return table[backbone.family]
 
     def inject(self, backbone: Backbone) -> nn.Module:
         from peft import get_peft_model
@@ -112,7 +104,7 @@ class LoraMethod(HfPeftMethod):
         from peft import LoraConfig, TaskType
 
         args: LoraArgs = self.config  # type: ignore[assignment]
-        targets = args.target_modules or self._family_default(_LORA_TARGETS, backbone, "target_modules")
+        targets = args.target_modules or family_default(_LORA_TARGETS, backbone, "target_modules")
         return LoraConfig(r=args.r, lora_alpha=args.alpha, lora_dropout=args.dropout, target_modules=targets,
                           task_type=TaskType.FEATURE_EXTRACTION)
 
@@ -127,7 +119,7 @@ class Ia3Method(HfPeftMethod):
         args: Ia3Args = self.config  # type: ignore[assignment]
         targets, feedforward = args.target_modules, args.feedforward_modules
         if targets is None:
-            targets, default_ff = self._family_default(_IA3_TARGETS, backbone, "target_modules")
+            targets, default_ff = family_default(_IA3_TARGETS, backbone, "target_modules")
             feedforward = feedforward or default_ff
         return IA3Config(target_modules=targets, feedforward_modules=feedforward or [],
                          task_type=TaskType.FEATURE_EXTRACTION)

@@ -78,19 +78,25 @@ def build_docstring_mismatch(path: Path | None = None, seed: int = 0, max_lines:
     functions = _functions(path, max_lines)
     rng = random.Random(seed)
     examples = []
-    for i, fn in enumerate(functions):
-        ident = f"{fn.path}:{fn.line}:{fn.name}"
+    for fn in functions:
         meta: dict[str, object] = {"file": fn.path, "line": fn.line}
         label, doc = 0, fn.docstring
-        if rng.random() < 0.5 and len(functions) > 1:
-            other = functions[rng.randrange(len(functions))]
-            while other.path == fn.path and len({f.path for f in functions}) > 1:
-                other = functions[rng.randrange(len(functions))]
-            if other.docstring != fn.docstring and other is not functions[i]:
-                label, doc = 1, other.docstring
-                meta["docstring_from"] = f"{other.path}:{other.line}"
-        examples.append(Example(ident, doc, fn.code, label, fn.path, meta))
+        other = _from_another_file(fn, functions, rng) if rng.random() < 0.5 else None
+        if other is not None and other.docstring != fn.docstring:
+            label, doc = 1, other.docstring
+            meta["docstring_from"] = f"{other.path}:{other.line}"
+        examples.append(Example(f"{fn.path}:{fn.line}:{fn.name}", doc, fn.code, label, fn.path, meta))
     return {ALL: examples}
+
+
+def _from_another_file(fn: MinedFunction, functions: tuple[MinedFunction, ...] | list[MinedFunction],
+                       rng: random.Random, tries: int = 20) -> MinedFunction | None:
+    """A random function from a different file (None when none is found in a few draws)."""
+    for _ in range(tries):
+        other = functions[rng.randrange(len(functions))]
+        if other.path != fn.path:
+            return other
+    return None
 
 
 @register_source(
@@ -106,15 +112,13 @@ def build_name_mismatch(path: Path | None = None, seed: int = 0, max_lines: int 
     rng = random.Random(seed)
     examples = []
     for fn in functions:
-        ident = f"{fn.path}:{fn.line}:{fn.name}"
         meta: dict[str, object] = {"file": fn.path, "line": fn.line}
         label, code = 0, fn.code
-        if rng.random() < 0.5 and len(functions) > 1:
-            other = functions[rng.randrange(len(functions))]
-            if other.path != fn.path and other.name != fn.name:
-                label, code = 1, _renamed(fn.code, other.name)
-                meta["name_from"] = f"{other.path}:{other.line}"
-        examples.append(Example(ident, code, None, label, fn.path, meta))
+        other = _from_another_file(fn, functions, rng) if rng.random() < 0.5 else None
+        if other is not None and other.name != fn.name:
+            label, code = 1, _renamed(fn.code, other.name)
+            meta["name_from"] = f"{other.path}:{other.line}"
+        examples.append(Example(f"{fn.path}:{fn.line}:{fn.name}", code, None, label, fn.path, meta))
     return {ALL: examples}
 
 
