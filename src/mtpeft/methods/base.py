@@ -63,9 +63,6 @@ class Method(ABC):
     def load(self, backbone: Backbone, directory: Path) -> nn.Module:
         """Inject into a freshly loaded backbone and load the saved weights strictly."""
 
-    def trainable_state_dict(self, encoder: nn.Module) -> dict[str, Any]:
-        return {n: p for n, p in encoder.named_parameters() if p.requires_grad}
-
 
 METHODS: Registry[type[Method]] = Registry("method")
 
@@ -107,10 +104,6 @@ def find_targets(model: nn.Module, targets: str | list[str], what: str, field: s
         f"model include: {', '.join(leaves[:20])}. List them all with "
         "`[n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]`."
     )
-
-
-def get_submodule(model: nn.Module, name: str) -> nn.Module:
-    return model.get_submodule(name)
 
 
 def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
