@@ -36,7 +36,6 @@ class ZooEntry:
     licence: str
     packages: tuple[str, ...]  # pip requirement strings; empty for generated test models
     materialise: Callable[[ZooEntry], Path]
-    kind: str = "pretrained"
     note: str = ""
 
     @property
@@ -159,7 +158,7 @@ for _name, _family, _tok in (("tiny-bert", "bert", "minilm"), ("tiny-llama", "ll
                              ("tiny-t5", "t5", "minilm")):
     _source = ZOO.get(_tok)
     ZOO.add(_name, ZooEntry(_name, f"{_family} (random, 2 layers, h=32)", "<2M", "generated", _source.packages,
-                            _tiny(_family, _tok), kind="test", note=f"random weights, tokenizer of {_tok}; for tests"))
+                            _tiny(_family, _tok), note=f"random weights, tokenizer of {_tok}; for tests"))
 
 
 def resolve_model(reference: str) -> Path | str:

@@ -29,7 +29,7 @@ from mtpeft.data.collate import Batch, collate
 from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.runner import score
-from mtpeft.io import append_jsonl, write_json, write_jsonl
+from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters
 from mtpeft.train.artifacts import save_artifacts
 from mtpeft.train.build import assemble
@@ -153,7 +153,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     counters = TrainCounters(**loop.counters) if loop.counters else TrainCounters()
     if main:
         write_json(run_dir / "run.json", {"status": "training", "config": str(run_dir / "config.yaml")})
-        (run_dir / "config.yaml").write_text(config_yaml)
+        write_text(run_dir / "config.yaml", config_yaml)
 
     def checkpoint() -> None:
         if main:
