@@ -79,6 +79,37 @@ def evaluate(
 
 @app.command()
 @user_errors
+def study(
+    config: Annotated[Path, typer.Argument(help="Study config (YAML): a base run config and the axes to sweep.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the study config.")] = None,
+    shard: Annotated[str, typer.Option(help="Run only shard i/n of the grid (machines sharing one study).")] = "1/1",
+    dry_run: Annotated[bool, typer.Option(help="List the runs and whether they are finished; train nothing.")] = False,
+) -> None:
+    """Run every unfinished run of a study grid (SFT/MFT x methods x models x seeds), then write its report."""
+    from mtpeft.console import print_study_plan
+    from mtpeft.study import expand, load_study, parse_shard, run_study, shard_runs
+
+    spec = load_study(config, overrides)
+    part = parse_shard(shard)
+    if dry_run:
+        print_study_plan(shard_runs(expand(spec), *part))
+        return
+    outcome = run_study(spec, part)
+    typer.echo(f"{len(outcome.trained)} trained, {len(outcome.skipped)} already finished, of {outcome.planned} "
+               f"runs in shard {shard}" + (f"; report: {outcome.report}" if outcome.report else ""))
+
+
+@app.command()
+@user_errors
+def report(study_dir: Annotated[Path, typer.Argument(help="Study directory (with runs/).")]) -> None:
+    """Rebuild a study's results.csv, tables, plots and report.md from its run directories alone."""
+    from mtpeft.study import write_report
+
+    typer.echo(f"wrote {write_report(study_dir)}")
+
+
+@app.command()
+@user_errors
 def models() -> None:
     """The offline model zoo: what each model is and whether it is installed."""
     from mtpeft.console import print_models

@@ -9,7 +9,7 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mtpeft.errors import ConfigError
 
 Split = Literal["train", "validation", "test"]
+M = TypeVar("M", bound=BaseModel)
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 
 
@@ -144,6 +145,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     Raises:
         ConfigError: listing every problem with its file line or override.
     """
+    return load_yaml_model(path, RunConfig, overrides)
+
+
+def load_yaml_model(path: str | Path, schema: type[M], overrides: list[str] | None = None) -> M:
+    """Any config model (``RunConfig``, a study) from YAML; ``base_dir`` is the file's folder."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -157,9 +163,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
             problems.extend(err.problems)
             continue
         origins[loc] = f"override {item}"
-    data.setdefault("base_dir", str(path.resolve().parent))
-    config = validate(data, origins, default_origin=str(path), problems=problems)
-    return config
+    if isinstance(data, dict):
+        data.setdefault("base_dir", str(path.resolve().parent))
+    return validate(data, origins, default_origin=str(path), problems=problems, schema=schema)
 
 
 def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> RunConfig:
@@ -172,7 +178,7 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -
             origins[apply_override(data, item)] = f"override {item}"
         except ConfigError as err:
             problems.extend(err.problems)
-    return validate(data, origins, default_origin="config", problems=problems)
+    return validate(data, origins, default_origin="config", problems=problems, schema=RunConfig)
 
 
 def dump_config(config: RunConfig) -> str:
@@ -180,19 +186,18 @@ def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
-def validate(
-    data: Any, origins: dict[tuple[str, ...], str], default_origin: str, problems: list[str] | None = None
-) -> RunConfig:
+def validate(data: Any, origins: dict[tuple[str, ...], str], default_origin: str, problems: list[str],
+             schema: type[M]) -> M:
     problems = list(problems or [])
     if not isinstance(data, dict):
         problems.append(f"{default_origin}: expected a mapping of config sections, got {type(data).__name__}")
         raise ConfigError(problems)
     try:
-        config = RunConfig.model_validate(data)
+        config = schema.model_validate(data)
     except ValidationError as err:
         for e in err.errors():
             loc = tuple(str(p) for p in e["loc"])
-            problems.append(_describe(loc, e, origins, default_origin))
+            problems.append(_describe(loc, e, origins, default_origin, schema))
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)
@@ -268,7 +273,8 @@ def _collect_lines(node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str,
             _collect_lines(item, (*loc, str(i)), lines)
 
 
-def _describe(loc: tuple[str, ...], error: dict[str, Any], origins: dict[tuple[str, ...], str], default: str) -> str:
+def _describe(loc: tuple[str, ...], error: dict[str, Any], origins: dict[tuple[str, ...], str], default: str,
+              schema: type[BaseModel]) -> str:
     # pydantic adds union-branch names (e.g. "int", "dict[...]") to the location; drop them for display
     shown = tuple(p for p in loc if not _is_type_tag(p))
     origin = default
@@ -278,7 +284,7 @@ def _describe(loc: tuple[str, ...], error: dict[str, Any], origins: dict[tuple[s
             break
     message = error["msg"]
     if error["type"] == "extra_forbidden":
-        valid = _valid_keys(shown[:-1])
+        valid = _valid_keys(shown[:-1], schema)
         message = f"unknown key {shown[-1]!r}; valid keys here: {', '.join(valid)}"
     elif error["type"] != "missing" and "input" in error:
         message = f"{message}, got {error['input']!r}"
@@ -289,8 +295,8 @@ def _is_type_tag(part: str) -> bool:
     return any(ch in part for ch in "[]") or part in {"int", "float", "str", "bool", "function-after"}
 
 
-def _valid_keys(loc: tuple[str, ...]) -> list[str]:
-    model: Any = RunConfig
+def _valid_keys(loc: tuple[str, ...], schema: type[BaseModel]) -> list[str]:
+    model: Any = schema
     for part in loc:
         if part.isdigit():
             continue

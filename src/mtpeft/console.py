@@ -104,3 +104,17 @@ def print_preview(rows: list[dict[str, Any]]) -> None:
         if row.get("text_pair") is not None:
             console.rule("second input", style="dim")
             console.print(row["text_pair"], markup=False, highlight=False)
+
+
+def print_study_plan(runs: list[Any]) -> None:
+    """The runs of a study (shard) and whether each is already finished."""
+    from mtpeft.study.collect import is_complete
+
+    table = Table(title=f"{len(runs)} runs")
+    table.add_column("run (setting-model-method-seed[-task])", no_wrap=True)
+    table.add_column("tasks")
+    table.add_column("status")
+    for run in runs:
+        done = is_complete(run.config.run_dir())
+        table.add_row(run.run_id, ", ".join(t.name for t in run.config.tasks), "finished" if done else "to run")
+    console.print(table)

@@ -21,6 +21,7 @@ class Batch:
     pair_attention_mask: torch.Tensor | None = None
     real_tokens: int = 0
     padded_tokens: int = 0
+    attention_cells: int = 0  # query-key pairs the attention layers compute: sum of padded length^2
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -48,6 +49,12 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
     if split.kind is TaskKind.RETRIEVAL:
         codes = [split.pair_ids[i] for i in indices]
         pair_ids, pair_mask = pad(codes, pad_id)
-        return Batch(ids, mask, None, pair_ids, pair_mask, real + sum(map(len, codes)), padded + pair_ids.numel())
+        return Batch(ids, mask, None, pair_ids, pair_mask, real + sum(map(len, codes)), padded + pair_ids.numel(),
+                     _cells(ids) + _cells(pair_ids))
     labels = torch.tensor([split.labels[i] for i in indices], dtype=torch.float32)
-    return Batch(ids, mask, labels, real_tokens=real, padded_tokens=padded)
+    return Batch(ids, mask, labels, real_tokens=real, padded_tokens=padded, attention_cells=_cells(ids))
+
+
+def _cells(ids: torch.Tensor) -> int:
+    rows, length = ids.shape
+    return int(rows * length * length)

@@ -35,20 +35,35 @@ def classification_scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, flo
         >>> s["accuracy"], s["precision"], s["recall"], round(s["f1"], 4), round(s["mcc"], 4)
         (0.75, 1.0, 0.5, 0.6667, 0.5774)
     """
-    tp, fp, fn, tn = binary_confusion(y_true, y_pred)
-    n = tp + fp + fn + tn
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    denom = float(tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
-    mcc = (tp * tn - fp * fn) / np.sqrt(denom) if denom else 0.0
+    scores = scores_from_confusion(*binary_confusion(y_true, y_pred))
+    return {name: float(value) for name, value in scores.items()}
+
+
+def scores_from_confusion(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike, tn: ArrayLike) -> dict[str, np.ndarray]:
+    """The classification metrics from confusion counts; elementwise, so it scores many resamples at once.
+
+    Example:
+        >>> s = scores_from_confusion([1, 0], [0, 0], [1, 2], [2, 2])
+        >>> s["recall"].tolist(), s["f1"].tolist()
+        ([0.5, 0.0], [0.6666666666666666, 0.0])
+    """
+    tp, fp, fn, tn = (np.asarray(x, dtype=float) for x in (tp, fp, fn, tn))
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, tp + fn)
     return {
-        "accuracy": (tp + tn) / n if n else 0.0,
+        "accuracy": _ratio(tp + tn, tp + fp + fn + tn),
         "precision": precision,
         "recall": recall,
-        "f1": f1,
-        "mcc": float(mcc),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "mcc": _ratio(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))),
     }
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator``, 0 where the denominator is 0."""
+    out = np.zeros(np.broadcast(numerator, denominator).shape)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out
 
 
 def retrieval_ranks(scores: ArrayLike) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The efficiency ledger: parameters, bytes stored, examples, tokens, FLOPs, time and memory."""
 
+from mtpeft.ledger.flops import FlopModel, flop_model
 from mtpeft.ledger.ledger import (
     ParameterCounts,
     TrainCounters,
@@ -8,8 +9,16 @@ from mtpeft.ledger.ledger import (
     dir_bytes,
     package_versions,
     peak_rss_bytes,
-    training_flops,
 )
 
-__all__ = ["ParameterCounts", "TrainCounters", "count_parameters", "data_fingerprint", "dir_bytes",
-           "package_versions", "peak_rss_bytes", "training_flops"]
+__all__ = [
+    "FlopModel",
+    "ParameterCounts",
+    "TrainCounters",
+    "count_parameters",
+    "data_fingerprint",
+    "dir_bytes",
+    "flop_model",
+    "package_versions",
+    "peak_rss_bytes",
+]

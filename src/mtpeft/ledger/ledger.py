@@ -102,20 +102,13 @@ class TrainCounters:
     examples: int = 0
     real_tokens: int = 0
     padded_tokens: int = 0
+    attention_cells: int = 0
     examples_per_task: dict[str, int] = field(default_factory=dict)
 
-    def add(self, task: str, examples: int, real: int, padded: int) -> None:
+    def add(self, task: str, examples: int, real: int, padded: int, cells: int) -> None:
         self.examples += examples
         self.real_tokens += real
         self.padded_tokens += padded
+        self.attention_cells += cells
         self.examples_per_task[task] = self.examples_per_task.get(task, 0) + examples
 
-
-def training_flops(non_embedding_params: int, tokens: int, full: bool) -> int:
-    """Analytic training FLOPs: forward 2*N per token; backward 2*N per token for activation
-    gradients, plus 2*N for weight gradients only when the backbone trains (``full``).
-
-    Frozen weights save that last third: a PEFT step costs ~4N, a full step ~6N per token.
-    Attention's sequence-length term and the small adapter/head matrices are left out.
-    """
-    return (6 if full else 4) * non_embedding_params * tokens

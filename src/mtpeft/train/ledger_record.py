@@ -15,9 +15,9 @@ from mtpeft.ledger import (
     count_parameters,
     data_fingerprint,
     dir_bytes,
+    flop_model,
     package_versions,
     peak_rss_bytes,
-    training_flops,
 )
 from mtpeft.train.build import Assembled
 from mtpeft.train.checkpoint import LoopState
@@ -26,7 +26,8 @@ from mtpeft.train.checkpoint import LoopState
 def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: TrainCounters, loop: LoopState,
                  wall_time_s: float, accelerator: Any) -> dict[str, Any]:
     params = count_parameters(built.model.encoder, [built.model.heads, built.weighting])
-    embeddings = built.backbone.model.get_input_embeddings().weight.numel()
+    flop_counts = flop_model(built.model.encoder, built.backbone.model.config)
+    flops = flop_counts.training(counters.padded_tokens, counters.attention_cells)
     full = built.method.storage == "model"
     stored_module = run_dir / built.method.storage
     heads_files = [run_dir / "heads.safetensors", run_dir / "heads.json"]
@@ -61,12 +62,14 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
             "real_tokens_per_s": round(counters.real_tokens / max(loop.train_time_s, 1e-9), 1),
             "peak_rss_bytes": peak_rss_bytes(),
             "peak_device_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
+            "attention_cells": counters.attention_cells,
             "flops": {
-                "training_estimate": training_flops(params.backbone - embeddings, counters.padded_tokens, full),
-                "non_embedding_parameters": params.backbone - embeddings,
-                "tokens_counted": "padded (what the hardware computed)",
-                "formula": ("6*N*tokens (forward 2N, backward 4N)" if full else
-                            "4*N*tokens (forward 2N, backward 2N: frozen weights need no weight gradients)"),
+                **flops,
+                "achieved_gflop_per_s": round(flops["total"] / max(loop.train_time_s, 1e-9) / 1e9, 2),
+                "linear_weights_per_token": flop_counts.linear_weights,
+                "trainable_linear_weights_per_token": flop_counts.trainable_weights,
+                "counted": "analytically from the model's shapes over padded tokens (what the hardware computed): "
+                           "matmuls of linear layers and attention, forward + backward; see mtpeft.ledger.flops",
             },
         },
         "meta_info": {

@@ -1,0 +1,106 @@
+"""Scores per (setting, model, method) over seeds, and paired comparisons between them.
+
+An SFT (setting, model, method, seed) answers each task with that task's own run; an MFT one answers
+every task with its single run. Both are looked up the same way: ``Grid[key][task] -> run``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from mtpeft.study.collect import RunRecord
+from mtpeft.study.efficiency import Key
+from mtpeft.study.stats import Comparison, PairedOutcomes, compare, seed_summary
+
+Grid = dict[Key, dict[str, RunRecord]]
+
+
+def grid(records: list[RunRecord]) -> Grid:
+    out: Grid = defaultdict(dict)
+    for record in records:
+        for task in record.tasks:
+            out[(record.setting, record.model, record.method, record.seed)][task] = record
+    return dict(out)
+
+
+def tasks_of(records: list[RunRecord]) -> list[str]:
+    return sorted({t for r in records for t in r.tasks})
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    setting: str
+    model: str
+    method: str
+    seeds: int
+    trainable_percent: float
+    scores: dict[str, dict[str, float]]  # task -> seed summary of its main test metric
+    macro: dict[str, float]  # seed summary of the mean over tasks (seeds where every task ran)
+
+
+def score_rows(cells: Grid, tasks: list[str]) -> list[ScoreRow]:
+    """One row per (setting, model, method): test scores summarised over seeds."""
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for setting, model, method, seed in cells:
+        groups[(setting, model, method)].append(seed)
+    rows = []
+    for (setting, model, method), seeds in sorted(groups.items()):
+        per_seed = [cells[(setting, model, method, s)] for s in sorted(seeds)]
+        scores = {t: seed_summary([runs[t].score(t) for runs in per_seed if t in runs])
+                  for t in tasks if any(t in runs for runs in per_seed)}
+        complete = [runs for runs in per_seed if all(t in runs for t in tasks)]
+        macro = seed_summary([float(np.mean([runs[t].score(t) for t in tasks])) for runs in complete]) \
+            if complete else {"mean": float("nan"), "std": float("nan"), "n": 0}
+        distinct = {r.run_id: r for runs in per_seed for r in runs.values()}.values()  # an MFT run answers N tasks
+        percent = float(np.mean([r.ledger["parameters"]["trainable_percent"] for r in distinct]))
+        rows.append(ScoreRow(setting, model, method, len(seeds), percent, scores, macro))
+    return rows
+
+
+@dataclass(frozen=True)
+class DeltaRow:
+    """``a - b`` on one task: per-seed deltas summarised, and a paired test pooled over seeds."""
+
+    a: Key  # seed field unused (-1): the row covers every shared seed
+    b: Key
+    task: str
+    metric: str
+    seeds: dict[str, float]
+    paired: Comparison
+
+
+def deltas(cells: Grid, tasks: list[str], pairs: list[tuple[Key, Key]]) -> list[DeltaRow]:
+    """Compare ``a`` with ``b`` (keys without seed, seed = -1) per task over the seeds both have."""
+    rows = []
+    for a, b in pairs:
+        seeds = sorted({k[3] for k in cells if k[:3] == a[:3]} & {k[3] for k in cells if k[:3] == b[:3]})
+        for task in tasks:
+            runs = [(cells[(*a[:3], s)].get(task), cells[(*b[:3], s)].get(task)) for s in seeds]
+            runs = [(ra, rb) for ra, rb in runs if ra is not None and rb is not None]
+            if not runs:
+                continue
+            metric = runs[0][0].metric(task)
+            outcomes = [PairedOutcomes.from_rows(metric, ra.predictions(task), rb.predictions(task))
+                        for ra, rb in runs]
+            pooled = outcomes[0]
+            for more in outcomes[1:]:
+                pooled = pooled.concat(more)
+            rows.append(DeltaRow(a, b, task, metric,
+                                 seed_summary([ra.score(task) - rb.score(task) for ra, rb in runs]),
+                                 compare(pooled)))
+    return rows
+
+
+def peft_vs_full(cells: Grid) -> list[tuple[Key, Key]]:
+    combos = sorted({k[:3] for k in cells})
+    return [((s, m, meth, -1), (s, m, "full", -1)) for s, m, meth in combos
+            if meth != "full" and (s, m, "full") in combos]
+
+
+def mft_vs_sft(cells: Grid) -> list[tuple[Key, Key]]:
+    combos = sorted({k[:3] for k in cells})
+    return [(("mft", m, meth, -1), ("sft", m, meth, -1)) for s, m, meth in combos
+            if s == "mft" and ("sft", m, meth) in combos]

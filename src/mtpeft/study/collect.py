@@ -1,0 +1,89 @@
+"""Read a study's finished run directories back: the only input of `mtpeft report`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtpeft.errors import RunError
+from mtpeft.io import read_json
+from mtpeft.tasks.readers.base import iter_jsonl
+from mtpeft.train.artifacts import REQUIRED
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run, with the study axes read from its own files."""
+
+    run_id: str
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    ledger: dict[str, Any]
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.metrics["tasks"])
+
+    @property
+    def setting(self) -> str:
+        return "mft" if len(self.tasks) > 1 else "sft"
+
+    @property
+    def model(self) -> str:
+        return str(self.config["model"])
+
+    @property
+    def method(self) -> str:
+        return str(self.config["method"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["train"]["seed"])
+
+    def score(self, task: str, split: str = "test") -> float:
+        info = self.metrics["tasks"][task]
+        return float(info[split][info["metric"]])
+
+    def metric(self, task: str) -> str:
+        return str(self.metrics["tasks"][task]["metric"])
+
+    def predictions(self, task: str, split: str = "test") -> dict[str, dict[str, Any]]:
+        """Rows of ``predictions/<task>.<split>.jsonl`` by example id."""
+        return _read_predictions(self.path / "predictions" / f"{task}.{split}.jsonl")
+
+    def train_log(self) -> list[dict[str, Any]]:
+        path = self.path / "train_log.jsonl"
+        return [row for _, row in iter_jsonl(path)] if path.is_file() else []
+
+
+def is_complete(run_dir: Path) -> bool:
+    """Finished: the loop wrote every file and marked the run complete (its last write)."""
+    status = run_dir / "run.json"
+    return (status.is_file() and read_json(status).get("status") == "complete"
+            and all((run_dir / f).exists() for f in REQUIRED))
+
+
+def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
+    """Finished runs under ``study_dir/runs`` (sorted by id) and the ids of unfinished ones."""
+    runs_dir = study_dir / "runs"
+    if not runs_dir.is_dir():
+        raise RunError(f"{study_dir}: not a study directory (no runs/ folder); run `mtpeft study CONFIG` first")
+    records, unfinished = [], []
+    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        if not is_complete(run_dir):
+            unfinished.append(run_dir.name)
+            continue
+        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        records.append(RunRecord(run_dir.name, run_dir, config, read_json(run_dir / "metrics.json"),
+                                 read_json(run_dir / "ledger.json")))
+    return records, unfinished
+
+
+def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.is_file():
+        raise RunError(f"{path}: missing; paired tests need every run's test predictions")
+    return {str(row["id"]): row for _, row in iter_jsonl(path)}

@@ -1,0 +1,93 @@
+"""The study's figures (matplotlib's object API: no global state, no display needed)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from mtpeft.io import atomic_open
+from mtpeft.study.analysis import DeltaRow, ScoreRow
+from mtpeft.study.collect import RunRecord
+
+MARKERS = {"sft": "o", "mft": "s"}
+
+
+def pareto(rows: list[ScoreRow], path: Path) -> None:
+    """Trainable % (log) against macro test score; the line joins the runs no other run beats on both."""
+    points = [(r.trainable_percent, r.macro["mean"], r) for r in rows if not math.isnan(r.macro["mean"])]
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    methods = sorted({r.method for r in rows})
+    colors = {m: f"C{i}" for i, m in enumerate(methods)}
+    for x, y, row in points:
+        ax.scatter(x, y, marker=MARKERS.get(row.setting, "^"), color=colors[row.method], s=50, zorder=3)
+        ax.annotate(f"{row.setting.upper()} {row.model}/{row.method}", (x, y), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    front = _front([(x, y) for x, y, _ in points])
+    if front:
+        ax.plot(*zip(*front, strict=True), color="grey", linestyle="--", linewidth=1, zorder=2)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (% of the run's parameters, log scale)")
+    ax.set_ylabel("macro test score (mean of task metrics)")
+    ax.set_title("Cost vs quality (circles: SFT, squares: MFT)")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def forest(rows: list[DeltaRow], path: Path, title: str) -> None:
+    """One line per comparison and task: the delta and its 95% paired-bootstrap interval."""
+    rows = [r for r in rows if r.paired.n]
+    fig = Figure(figsize=(7, 0.35 * len(rows) + 1.5))
+    ax = fig.add_subplot()
+    for y, row in enumerate(reversed(rows)):
+        low, high = row.paired.low, row.paired.high
+        ax.plot([low, high], [y, y], color="C0")
+        ax.scatter([row.paired.delta], [y], color="C3" if row.paired.p_value < 0.05 else "C0", zorder=3)
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(rows)), [f"{r.a[0].upper()} {r.a[1]}/{r.a[2]} · {r.task}" for r in reversed(rows)],
+                  fontsize=7)
+    ax.set_xlabel("delta of the task's test metric (red: p < 0.05)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def training_curves(records: list[RunRecord], tasks: list[str], path: Path) -> None:
+    """Per-task training loss over optimiser steps, one line per run that trains the task."""
+    fig = Figure(figsize=(5 * min(len(tasks), 2), 3.5 * math.ceil(len(tasks) / 2)))
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(math.ceil(len(tasks) / 2), min(len(tasks), 2), i + 1)
+        for record in records:
+            curve: dict[int, float] = {}
+            for row in record.train_log():
+                if row.get("event") == "train" and task in row.get("losses", {}):
+                    curve[row["step"]] = row["losses"][task]
+            if curve:
+                ax.plot(list(curve), list(curve.values()), linewidth=1,
+                        label=f"{record.setting.upper()} {record.method} s{record.seed}")
+        ax.set_title(task)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("training loss")
+        if ax.lines:
+            ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats with fewer (or equal) trainable % and a higher (or equal) score."""
+    front, best = [], -math.inf
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def _save(fig: Figure, path: Path) -> None:
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120)

@@ -1,0 +1,219 @@
+"""`mtpeft report`: rebuild a study's results.csv, tables, plots and report.md from its run directories."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtpeft.errors import RunError
+from mtpeft.io import write_text
+from mtpeft.study import plots
+from mtpeft.study.analysis import DeltaRow, ScoreRow, deltas, grid, mft_vs_sft, peft_vs_full, score_rows, tasks_of
+from mtpeft.study.collect import RunRecord, collect
+from mtpeft.study.efficiency import Footprint, Savings, footprints, savings
+from mtpeft.study.tables import Table
+
+SPLITS = ("validation", "test")
+LEDGER_COLUMNS = ("trainable_params", "trainable_percent", "stored_bytes", "examples", "real_tokens",
+                  "padded_tokens", "train_flops", "train_time_s", "wall_time_s", "peak_rss_bytes")
+SETTING_TITLES = {"mft": "Multi-task fine-tuning (MFT): one run over all tasks",
+                  "sft": "Single-task fine-tuning (SFT): one run per task"}
+
+
+def write_report(study_dir: Path) -> Path:
+    """Everything under ``study_dir`` that is derived from ``runs/``; returns the path of report.md."""
+    records, unfinished = collect(study_dir)
+    if not records:
+        waiting = f" ({len(unfinished)} unfinished)" if unfinished else ""
+        raise RunError(f"{study_dir}: no finished runs yet{waiting}")
+    tasks = tasks_of(records)
+    cells = grid(records)
+    rows = score_rows(cells, tasks)
+    vs_full = deltas(cells, tasks, peft_vs_full(cells))
+    vs_sft = deltas(cells, tasks, mft_vs_sft(cells))
+    prints = footprints(records)
+    saved = savings(prints)
+
+    write_text(study_dir / "results.csv", results_csv(records))
+    tables = [*(score_table(rows, tasks, s) for s in ("mft", "sft") if any(r.setting == s for r in rows)),
+              delta_table("delta_peft_vs_full", "PEFT - Full (same setting, model, seed)", vs_full),
+              delta_table("delta_mft_vs_sft", "MFT - SFT (same model, method, seed)", vs_sft),
+              ledger_table(prints), savings_table(saved)]
+    for table in tables:
+        table.write(study_dir / "tables")
+    figures = study_dir / "plots"
+    plots.pareto(rows, figures / "pareto.png")
+    if vs_full:
+        plots.forest(vs_full, figures / "forest_peft_vs_full.png", "PEFT - Full per task (95% paired bootstrap)")
+    plots.training_curves(records, tasks, figures / "training_curves.png")
+    report = render(study_dir, records, unfinished, tables, saved, bool(vs_full))
+    write_text(study_dir / "report.md", report)
+    return study_dir / "report.md"
+
+
+def results_csv(records: list[RunRecord]) -> str:
+    """One row per run x task x split: the axes, every metric, the baseline and the run's ledger."""
+    metric_names = sorted({m for r in records for t in r.tasks for s in SPLITS
+                           for m in r.metrics["tasks"][t].get(s, {})})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "setting", "model", "method", "seed", "task", "split", "metric", "score",
+                     "baseline", *metric_names, *LEDGER_COLUMNS])
+    for r in records:
+        ledger = _run_ledger(r)
+        for task in r.tasks:
+            info = r.metrics["tasks"][task]
+            for split in SPLITS:
+                if split not in info:
+                    continue
+                values = info[split]
+                writer.writerow([r.run_id, r.setting, r.model, r.method, r.seed, task, split, info["metric"],
+                                 values[info["metric"]], info.get("baseline", {}).get(split),
+                                 *(values.get(m, "") for m in metric_names), *(ledger[c] for c in LEDGER_COLUMNS)])
+    return out.getvalue()
+
+
+def _run_ledger(r: RunRecord) -> dict[str, Any]:
+    params, train = r.ledger["parameters"], r.ledger["train_info"]
+    return {"trainable_params": params["trainable"], "trainable_percent": params["trainable_percent"],
+            "stored_bytes": r.ledger["storage"]["bytes_total"], "train_flops": train["flops"]["total"],
+            **{k: train[k] for k in ("examples", "real_tokens", "padded_tokens", "train_time_s", "wall_time_s",
+                                     "peak_rss_bytes")}}
+
+
+def score_table(rows: list[ScoreRow], tasks: list[str], setting: str) -> Table:
+    body = []
+    for row in (r for r in rows if r.setting == setting):
+        cells = [_mean_std(row.scores.get(t)) for t in tasks]
+        body.append([row.model, row.method, row.seeds, f"{row.trainable_percent:.2f}", *cells, _mean_std(row.macro)])
+    metrics = [f"{t}" for t in tasks]
+    return Table(f"{setting}_results", SETTING_TITLES[setting],
+                 ["model", "method", "seeds", "trainable %", *metrics, "macro"], body)
+
+
+def delta_table(name: str, title: str, rows: list[DeltaRow]) -> Table:
+    body = [[f"{r.a[0].upper()} {r.a[1]}", f"{r.a[2]} - {r.b[2]}" if r.a[2] != r.b[2] else r.a[2], r.task,
+             r.metric, _mean_std(r.seeds, signed=True), _interval(r.seeds["low"], r.seeds["high"]),
+             _interval(r.paired.low, r.paired.high), r.paired.test, _p(r.paired.p_value), r.paired.n]
+            for r in rows]
+    return Table(name, title, ["setting/model", "comparison", "task", "metric", "Δ mean ± std over seeds",
+                               "95% CI (seeds)", "95% CI (bootstrap)", "test", "p", "n pairs"], body)
+
+
+def ledger_table(prints: dict[Any, Footprint]) -> Table:
+    groups: dict[tuple[str, str, str], list[Footprint]] = defaultdict(list)
+    for fp in prints.values():
+        groups[(fp.setting, fp.model, fp.method)].append(fp)
+    body = []
+    for (setting, model, method), fps in sorted(groups.items()):
+        mean = {f: float(np.mean([getattr(fp, f) for fp in fps])) for f in (
+            "runs", "trainable_params", "trainable_percent", "stored_bytes", "examples", "real_tokens", "flops",
+            "train_time_s", "wall_time_s")}
+        body.append([setting.upper(), model, method, int(mean["runs"]), f"{mean['trainable_params']:,.0f}",
+                     f"{mean['trainable_percent']:.2f}", f"{mean['stored_bytes'] / 1e6:.2f}",
+                     f"{mean['examples']:,.0f}", f"{mean['real_tokens']:,.0f}", f"{mean['flops'] / 1e12:.1f}",
+                     f"{mean['train_time_s']:.0f}", f"{mean['wall_time_s']:.0f}",
+                     f"{max(fp.peak_rss_bytes for fp in fps) / 2**30:.2f}"])
+    return Table("ledger", "Efficiency ledger: what serving every task costs (mean over seeds)",
+                 ["setting", "model", "method", "runs", "trainable params", "trainable %", "stored MB",
+                  "examples", "real tokens", "train TFLOPs", "train s", "wall s", "peak RSS GiB"], body)
+
+
+def savings_table(saved: list[Savings]) -> Table:
+    groups: dict[tuple[str, str], list[Savings]] = defaultdict(list)
+    for s in saved:
+        groups[(s.model, s.method)].append(s)
+    body = []
+    for (model, method), items in sorted(groups.items()):
+        def mean(field: str, items: list[Savings] = items) -> float:
+            values = [getattr(s, field) for s in items if getattr(s, field) is not None]
+            return float(np.mean(values)) if values else float("nan")
+        body.append([model, method, f"{mean('storage_factor'):.2f}x", f"{mean('trainable_factor'):.2f}x",
+                     _percent(mean("flops_saving_percent")), _percent(mean("time_saving_percent")),
+                     _percent(mean("flops_saving_vs_sft_full_percent")),
+                     _percent(mean("time_saving_vs_sft_full_percent"))])
+    return Table("savings", "MFT against SFT (mean over seeds; > 1x and > 0% favour MFT)",
+                 ["model", "method", "storage SFT/MFT", "trainable SFT/MFT", "FLOPs saved vs SFT same method",
+                  "train time saved vs SFT same method", "FLOPs saved vs SFT-Full", "train time saved vs SFT-Full"],
+                 body)
+
+
+def render(study_dir: Path, records: list[RunRecord], unfinished: list[str], tables: list[Table],
+           saved: list[Savings], has_forest: bool) -> str:
+    by_name = {t.name: t for t in tables}
+    parts = [f"# Study report: {study_dir.name}", "",
+             f"{len(records)} finished runs under `runs/`" + (
+                 f"; {len(unfinished)} unfinished (not counted): {', '.join(unfinished)}" if unfinished else "")
+             + ". Scores are test-split main metrics (accuracy, F1 of the positive class, or MRR over the whole "
+               "pool), the mean over seeds ± the sample standard deviation. Every number below is recomputed "
+               "from the run directories by `mtpeft report`.", ""]
+    for name in ("mft_results", "sft_results"):
+        if name in by_name:
+            parts += [f"## {by_name[name].title}", "", by_name[name].markdown(), ""]
+    parts += ["## Paired comparisons", "",
+              "Per-seed deltas use each run's own test score; the interval and test pool the paired test examples "
+              "of every shared seed. Classification: McNemar's exact test on per-example correctness (it tests "
+              "accuracy disagreements, also for F1 tasks). MRR: paired bootstrap over queries (2,000 resamples). "
+              "Seeds also change the data split, so seed spread includes data variance.", ""]
+    for name in ("delta_peft_vs_full", "delta_mft_vs_sft"):
+        table = by_name[name]
+        parts += [f"### {table.title}", "", table.markdown() if table.rows else "_no pairs in this study_", ""]
+    parts += ["## Efficiency ledger", "", by_name["ledger"].markdown(), "",
+              "What is counted: *stored MB* is the bytes on disk needed to serve every task besides the base model "
+              "(SFT-PEFT: N modules + heads, MFT-PEFT: one module + heads, Full: the model copies). *Train TFLOPs* "
+              "are counted analytically from the model's shapes over padded tokens: forward, activation gradients "
+              "and weight gradients of every linear layer and attention (frozen weights skip their weight "
+              "gradients; see `mtpeft.ledger.flops`). Times are measured; peak RSS is the largest run's.", "",
+              "### " + by_name["savings"].title, "",
+              by_name["savings"].markdown() if saved else "_needs both SFT and MFT runs_", "",
+              "## Plots", "", "![Pareto front](plots/pareto.png)", ""]
+    if has_forest:
+        parts += ["![PEFT - Full](plots/forest_peft_vs_full.png)", ""]
+    parts += ["![Training curves](plots/training_curves.png)", "", "## Provenance", "", *_provenance(records), "",
+              "Tables as CSV and LaTeX: `tables/`; one row per run x task x split: `results.csv`.", ""]
+    return "\n".join(parts)
+
+
+def _provenance(records: list[RunRecord]) -> list[str]:
+    versions: dict[str, set[str]] = defaultdict(set)
+    commits, data = set(), defaultdict(set)
+    for r in records:
+        meta = r.ledger.get("meta_info", {})
+        for package, version in meta.get("packages", {}).items():
+            versions[package].add(version)
+        commits.add(meta.get("git_commit") or "unknown")
+        for task, splits in meta.get("data", {}).items():
+            test = splits.get("test", {})
+            data[(task, r.seed)].add(test.get("sha256_16"))
+    lines = ["- packages: " + ", ".join(f"{p} {'/'.join(sorted(v))}" for p, v in sorted(versions.items())),
+             "- git commit(s): " + ", ".join(sorted(commits))]
+    clashes = [f"{task} (seed {seed})" for (task, seed), hashes in sorted(data.items()) if len(hashes) > 1]
+    lines.append("- test data: every run with the same seed saw the same test examples" if not clashes else
+                 "- WARNING: runs with the same seed saw different test data for " + ", ".join(clashes))
+    return lines
+
+
+def _mean_std(summary: dict[str, float] | None, signed: bool = False) -> str:
+    if not summary or math.isnan(summary["mean"]):
+        return "–"
+    sign = "+" if signed else ""
+    text = f"{summary['mean']:{sign}.3f}"
+    return text if math.isnan(summary.get("std", float("nan"))) else f"{text} ± {summary['std']:.3f}"
+
+
+def _interval(low: float, high: float) -> str:
+    return "–" if math.isnan(low) else f"[{low:+.3f}, {high:+.3f}]"
+
+
+def _p(value: float) -> str:
+    return "–" if math.isnan(value) else ("< 0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def _percent(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.1f}%"

@@ -1,0 +1,116 @@
+"""Paired significance tests and intervals for comparing two runs on the same test examples.
+
+Classification: McNemar's exact test on per-example correctness (the discordant pairs follow
+Binomial(b + c, 1/2) under the null). Any metric, MRR included: a paired bootstrap that resamples
+test examples (queries) and recomputes the metric for both systems on the same resample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from mtpeft.evaluate.metrics import scores_from_confusion
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class PairedOutcomes:
+    """What two systems got on the same examples: labels and predictions, or reciprocal ranks."""
+
+    metric: str
+    labels: np.ndarray | None  # (n,) 0/1; None for retrieval
+    a: np.ndarray  # (n,) predictions (0/1) or reciprocal ranks
+    b: np.ndarray
+
+    @classmethod
+    def from_rows(cls, metric: str, rows_a: dict[str, dict[str, Any]], rows_b: dict[str, dict[str, Any]],
+                  ) -> PairedOutcomes:
+        """Align two runs' prediction rows on the example ids they share."""
+        ids = sorted(set(rows_a) & set(rows_b))
+        if metric == "mrr":
+            return cls(metric, None, np.array([1 / rows_a[i]["rank"] for i in ids]),
+                       np.array([1 / rows_b[i]["rank"] for i in ids]))
+        return cls(metric, np.array([rows_a[i]["label"] for i in ids], dtype=int),
+                   np.array([rows_a[i]["prediction"] for i in ids], dtype=int),
+                   np.array([rows_b[i]["prediction"] for i in ids], dtype=int))
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def concat(self, other: PairedOutcomes) -> PairedOutcomes:
+        labels = None if self.labels is None else np.concatenate([self.labels, other.labels])
+        return PairedOutcomes(self.metric, labels, np.concatenate([self.a, other.a]), np.concatenate([self.b, other.b]))
+
+    def scores(self, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The metric of a and b on the examples ``index`` selects (rows of a 2-d index: one resample each)."""
+        index = np.arange(len(self))[None, :] if index is None else np.atleast_2d(index)
+        if self.labels is None:
+            return self.a[index].mean(axis=1), self.b[index].mean(axis=1)
+        return self._classification(self.a, index), self._classification(self.b, index)
+
+    def _classification(self, predictions: np.ndarray, index: np.ndarray) -> np.ndarray:
+        y, p = self.labels[index], predictions[index]
+        counts = [((y == t) & (p == q)).sum(axis=1) for t, q in ((1, 1), (0, 1), (1, 0), (0, 0))]
+        return scores_from_confusion(*counts)[self.metric]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    n: int
+    delta: float  # metric(a) - metric(b) on the paired examples
+    low: float  # 95% bootstrap interval of the delta
+    high: float
+    p_value: float
+    test: str
+
+
+def compare(outcomes: PairedOutcomes, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> Comparison:
+    """Delta a - b with a bootstrap interval; McNemar's p for classification, bootstrap p for MRR."""
+    n = len(outcomes)
+    if n == 0:
+        return Comparison(0, float("nan"), float("nan"), float("nan"), float("nan"), "none")
+    score_a, score_b = outcomes.scores()
+    rng = np.random.default_rng(seed)
+    boot_a, boot_b = outcomes.scores(rng.integers(0, n, size=(samples, n)))
+    deltas = boot_a - boot_b
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    if outcomes.labels is None:
+        p_value, test = bootstrap_p(deltas), "paired bootstrap"
+    else:
+        correct_a, correct_b = outcomes.a == outcomes.labels, outcomes.b == outcomes.labels
+        p_value, test = mcnemar(int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())), "McNemar"
+    return Comparison(n, float(score_a[0] - score_b[0]), float(low), float(high), p_value, test)
+
+
+def mcnemar(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p-value from the discordant counts.
+
+    Example:
+        >>> round(mcnemar(10, 2), 4), mcnemar(3, 3)
+        (0.0386, 1.0)
+    """
+    if only_a + only_b == 0:
+        return 1.0
+    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def bootstrap_p(deltas: np.ndarray) -> float:
+    """Two-sided p-value of "no difference" from bootstrap deltas (share on the far side of 0, doubled)."""
+    far = min((deltas <= 0).mean(), (deltas >= 0).mean())
+    return float(min(1.0, 2 * far))
+
+
+def seed_summary(values: list[float]) -> dict[str, float]:
+    """Mean, sample std and 95% t-interval over seeds (std and interval need two or more)."""
+    array = np.asarray(values, dtype=float)
+    mean = float(array.mean())
+    if len(array) < 2:
+        return {"mean": mean, "std": float("nan"), "low": float("nan"), "high": float("nan"), "n": len(array)}
+    std = float(array.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(array) - 1) * std / np.sqrt(len(array)))
+    return {"mean": mean, "std": std, "low": mean - half, "high": mean + half, "n": len(array)}

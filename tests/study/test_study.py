@@ -1,0 +1,112 @@
+"""`mtpeft study` and `mtpeft report` end to end on the smoke study with a tiny model (real processes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from typer.testing import CliRunner
+
+from mtpeft.cli import app
+from mtpeft.ledger import dir_bytes
+from mtpeft.study import expand, load_study, run_study, shard_runs
+from mtpeft.study.collect import collect, is_complete
+
+pytestmark = pytest.mark.slow
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SMALL = "{train: 48, validation: 32, test: 32}"
+
+
+def tiny_study_args(out: Path) -> list[str]:
+    return [f"output_dir={out}", "axes.model=[tiny-bert]",
+            f"overrides=['tasks.0.max_examples={SMALL}', 'tasks.2.max_examples={SMALL}', train.epochs=1, "
+            "train.max_length=48, train.batch_size=16, train.log_every=1]"]
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shard 1/2, then the whole study: the second call must train exactly shard 2/2."""
+    out = tmp_path_factory.mktemp("study")
+    study = load_study(CONFIGS / "study-smoke.yaml", tiny_study_args(out))
+    runs = expand(study)
+    first = run_study(study, (1, 2), echo=False)
+    assert first.trained == [r.run_id for r in shard_runs(runs, 1, 2)] and not first.skipped
+    rest = run_study(study, echo=False)
+    assert rest.trained == [r.run_id for r in shard_runs(runs, 2, 2)]
+    assert rest.skipped == first.trained
+    again = run_study(study, echo=False)
+    assert again.trained == [] and len(again.skipped) == len(runs) == 6
+    return out
+
+
+def test_every_run_finished_and_results_cover_them(study_dir: Path) -> None:
+    records, unfinished = collect(study_dir)
+    assert len(records) == 6 and not unfinished
+    rows = (study_dir / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + sum(len(r.tasks) for r in records) * 2  # run x task x (validation, test)
+    assert not any((r.path / "checkpoints").exists() for r in records)  # finished runs keep no optimizer state
+
+
+def test_stored_bytes_are_the_files_on_disk(study_dir: Path) -> None:
+    for record in collect(study_dir)[0]:
+        module = record.path / ("model" if record.method == "full" else "adapter")
+        files = dir_bytes(module, record.path / "heads.safetensors", record.path / "heads.json")
+        assert record.ledger["storage"]["bytes_total"] == files
+
+
+def test_report_has_both_tables_the_ledger_and_plots_with_data(study_dir: Path) -> None:
+    report = (study_dir / "report.md").read_text()
+    for heading in ("Multi-task fine-tuning (MFT)", "Single-task fine-tuning (SFT)", "PEFT - Full",
+                    "MFT - SFT", "Efficiency ledger", "storage SFT/MFT"):
+        assert heading in report
+    assert "| tiny-bert | lora | 1 |" in report
+    for name in ("pareto", "forest_peft_vs_full", "training_curves"):
+        image = imread(study_dir / "plots" / f"{name}.png")
+        colours = np.unique(image.reshape(-1, image.shape[-1]), axis=0)
+        assert len(colours) > 50, name  # axes, labels and data, not a blank canvas
+    for table in ("mft_results", "sft_results", "ledger", "savings", "delta_peft_vs_full"):
+        assert (study_dir / "tables" / f"{table}.csv").read_text().count("\n") >= 2
+        assert "\\begin{tabular}" in (study_dir / "tables" / f"{table}.tex").read_text()
+
+
+def test_report_is_rebuilt_from_the_run_directories_alone(study_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(study_dir / "runs", copy / "runs")
+    result = CliRunner().invoke(app, ["report", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert (copy / "report.md").read_text().replace("copy", study_dir.name) == (study_dir / "report.md").read_text()
+    assert (copy / "results.csv").read_text() == (study_dir / "results.csv").read_text()
+
+
+def test_killed_study_finishes_only_what_was_missing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # two SFT runs; small batches and a checkpoint after every step, so that the kill lands inside a run
+    args = [*tiny_study_args(tmp_path)[:2], "axes.setting=[sft]", "axes.method=[lora]",
+            f"overrides=['tasks.0.max_examples={SMALL}', 'tasks.2.max_examples={SMALL}', train.epochs=1, "
+            "train.max_length=48, train.batch_size=4, train.checkpoint_every=1]"]
+    command = [sys.executable, "-m", "mtpeft", "study", str(CONFIGS / "study-smoke.yaml"), *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    runs = tmp_path / "runs"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        started = sorted(runs.iterdir()) if runs.is_dir() else []
+        interrupted = [p for p in started if (p / "checkpoints" / "last.pt").is_file() and not is_complete(p)]
+        if any(map(is_complete, started)) and interrupted:
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the study and the run it is training, mid-run
+    process.wait()
+    finished = {p.name for p in runs.iterdir() if is_complete(p)}
+    assert len(finished) == 1 and len(interrupted) == 1
+    capfd.readouterr()
+    outcome = run_study(load_study(CONFIGS / "study-smoke.yaml", args), echo=False)
+    assert set(outcome.skipped) == finished and outcome.trained == [interrupted[0].name]
+    assert f"resuming {interrupted[0]}" in capfd.readouterr().out  # from its checkpoint, not from scratch
+    assert len(collect(tmp_path)[0]) == 2
