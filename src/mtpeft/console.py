@@ -46,6 +46,7 @@ def print_run_summary(run_dir: Path) -> None:
         f"trainable {p['trainable']:,} of {p['total']:,} parameters ({p['trainable_percent']:.3f}%: "
         f"method {p['method_trainable']:,}, heads {p['heads']:,}); stored {s['bytes_total'] / 1e6:.2f} MB; "
         f"{t['examples']:,} examples, {t['real_tokens']:,} tokens ({t['padding_share']:.1%} padding); "
+        f"{t['flops']['total'] / 1e12:.1f} training TFLOPs ({t['flops']['achieved_gflop_per_s']:.0f} GFLOP/s); "
         f"wall {t['wall_time_s']:.0f}s, peak RSS {t['peak_rss_bytes'] / 2**30:.2f} GiB"
     )
     console.print(f"run directory: {run_dir}")

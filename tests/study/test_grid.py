@@ -56,7 +56,7 @@ def test_bad_shard_is_explained(text: str) -> None:
 @pytest.mark.parametrize(("override", "message"), [
     ("tasks=[search, clone]", "clone not in the base config"),
     ("tasks=[search]", "mft needs two or more tasks"),
-    ("method_overrides={adapter: [train.lr=1]}", "adapter not in axes.method"),
+    ("method_overrides={adaptor: [train.lr=1]}", "unknown method adaptor; valid: .*parallel_adapter"),
     ("overrides=[train.lr=abc]", "override train.lr=abc: train.lr"),
     ("axes.method=[lora, lora]", "unique"),
     ("axes.colour=[red]", "unknown key 'colour'"),
