@@ -101,6 +101,29 @@ def study(
 
 @app.command()
 @user_errors
+def pairs(
+    config: Annotated[Path, typer.Argument(help="Study config (YAML); its settings become sft + pair + mft.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the study config.")] = None,
+    groups: Annotated[int, typer.Option(help="Budget: recommend a partition into at most this many groups.")] = 2,
+    train_groups: Annotated[bool, typer.Option(help="Also train the recommended groups and compare them.")] = False,
+    estimate_steps: Annotated[int, typer.Option(help="Warm-up steps of the cheap affinity estimates.")] = 20,
+    shard: Annotated[str, typer.Option(help="Train only shard i/n; analyse once every shard is done.")] = "1/1",
+) -> None:
+    """Train every task alone, every pair and all together; transfer matrix, cheap estimates, grouping."""
+    from mtpeft.study import load_study, parse_shard
+    from mtpeft.study.pairs import data_quality, run_pairs
+    from mtpeft.study.pairs_report import write_pairs_report
+
+    spec = load_study(config, overrides)
+    analyses = run_pairs(spec, groups, train_groups, estimate_steps, parse_shard(shard))
+    if analyses is None:
+        typer.echo(f"shard {shard} trained; run `mtpeft pairs {config}` (no --shard) once every shard is done")
+        return
+    typer.echo(f"wrote {write_pairs_report(spec.study_dir(), analyses, data_quality(spec))}")
+
+
+@app.command()
+@user_errors
 def report(study_dir: Annotated[Path, typer.Argument(help="Study directory (with runs/).")]) -> None:
     """Rebuild a study's results.csv, tables, plots and report.md from its run directories alone."""
     from mtpeft.study import write_report

@@ -18,7 +18,8 @@ def record(run_id: str, tasks: list[str], method: str, stored: int, flops: int, 
         {"parameters": {"backbone": 100, "trainable": trainable, "trainable_percent": 100 * trainable / 100},
          "storage": {"bytes_total": stored},
          "train_info": {"examples": 10 * len(tasks), "real_tokens": 90, "padded_tokens": 100, "flops": {"total": flops},
-                        "train_time_s": train_s, "wall_time_s": train_s + 1, "peak_rss_bytes": rss}})
+                        "train_time_s": train_s, "wall_time_s": train_s + 1, "peak_rss_bytes": rss}},
+        "sft" if len(tasks) == 1 else "mft")
 
 
 def test_sft_sums_its_runs_and_the_ratios_follow() -> None:

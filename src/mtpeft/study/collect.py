@@ -10,6 +10,7 @@ import yaml
 
 from mtpeft.errors import RunError
 from mtpeft.io import read_json
+from mtpeft.study.grid import setting_of
 from mtpeft.tasks.readers.base import iter_jsonl
 from mtpeft.train.artifacts import REQUIRED
 
@@ -23,14 +24,11 @@ class RunRecord:
     config: dict[str, Any]
     metrics: dict[str, Any]
     ledger: dict[str, Any]
+    setting: str  # sft, pair, group or mft, from its tasks against all the study's tasks
 
     @property
     def tasks(self) -> list[str]:
         return sorted(self.metrics["tasks"])
-
-    @property
-    def setting(self) -> str:
-        return "mft" if len(self.tasks) > 1 else "sft"
 
     @property
     def model(self) -> str:
@@ -72,14 +70,16 @@ def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
     runs_dir = study_dir / "runs"
     if not runs_dir.is_dir():
         raise RunError(f"{study_dir}: not a study directory (no runs/ folder); run `mtpeft study CONFIG` first")
-    records, unfinished = [], []
+    found, unfinished = [], []
     for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         if not is_complete(run_dir):
             unfinished.append(run_dir.name)
             continue
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        records.append(RunRecord(run_dir.name, run_dir, config, read_json(run_dir / "metrics.json"),
-                                 read_json(run_dir / "ledger.json")))
+        found.append((run_dir, config, read_json(run_dir / "metrics.json"), read_json(run_dir / "ledger.json")))
+    all_tasks = {t for _, _, metrics, _ in found for t in metrics["tasks"]}
+    records = [RunRecord(path.name, path, config, metrics, ledger, setting_of(list(metrics["tasks"]), all_tasks))
+               for path, config, metrics, ledger in found]
     return records, unfinished
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mtpeft.config import load_yaml_model
 
-Setting = Literal["sft", "mft"]
+Setting = Literal["sft", "pair", "group", "mft"]
 
 
 class _Strict(BaseModel):
@@ -19,8 +19,9 @@ class _Strict(BaseModel):
 class StudyAxes(_Strict):
     """What varies between the runs of a study; every combination is one run (SFT: one per task)."""
 
-    setting: list[Setting] = Field(["sft", "mft"], min_length=1,
-                                   description="sft = one run per task; mft = one run over all tasks.")
+    setting: list[Setting] = Field(["sft", "mft"], min_length=1, description=(
+        "sft = one run per task; pair = one run per pair of tasks; group = one run per entry of `groups`; "
+        "mft = one run over all tasks."))
     method: list[str] = Field(["full", "lora"], min_length=1, description="PEFT methods (full = fine-tune all).")
     model: list[str] | None = Field(None, min_length=1, description="Models (default: the base config's).")
     seed: list[int] | None = Field(None, min_length=1, description="Seeds (default: the base config's).")
@@ -40,6 +41,7 @@ class StudyConfig(_Strict):
     base: str = Field(description="The run config every run starts from (relative to this file).")
     tasks: list[str] | None = Field(None, min_length=1, description="Use only these tasks of the base config.")
     axes: StudyAxes = Field(default_factory=StudyAxes)
+    groups: list[list[str]] = Field(default_factory=list, description="Task groups of the `group` setting.")
     overrides: list[str] = Field(default_factory=list, description="key=value overrides applied to every run.")
     method_overrides: dict[str, list[str]] = Field(
         default_factory=dict, description="Extra overrides per method, e.g. full: [train.lr=5e-5]."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import product
+from itertools import combinations, product
 from pathlib import Path
 
 from mtpeft.config import RunConfig, load_config
@@ -35,15 +35,18 @@ def expand(study: StudyConfig) -> list[PlannedRun]:
     if missing:
         raise ConfigError(f"tasks: {', '.join(missing)} not in the base config {base} (it has {', '.join(names)})")
     chosen = [n for n in names if study.tasks is None or n in study.tasks]
-    if "mft" in study.axes.setting and len(chosen) < 2:
-        raise ConfigError(f"axes.setting: mft needs two or more tasks, the study has {', '.join(chosen)}")
+    if {"mft", "pair"} & set(study.axes.setting) and len(chosen) < 2:
+        raise ConfigError(f"axes.setting: mft and pair need two or more tasks, the study has {', '.join(chosen)}")
+    strays = sorted({t for g in study.groups for t in g} - set(chosen))
+    if strays:
+        raise ConfigError(f"groups: {', '.join(strays)} not among the study's tasks ({', '.join(chosen)})")
     runs_dir = (study.study_dir() / "runs").resolve()
     runs: list[PlannedRun] = []
     for setting, model, method, seed in product(study.axes.setting, study.axes.model or [base_config.model],
                                                 study.axes.method, study.axes.seed or [base_config.train.seed]):
-        stem = f"{setting}-{_slug(model)}-{method}-seed{seed}"
-        for only in ([n] for n in chosen) if setting == "sft" else [chosen]:
-            run_id = stem + (f"-{only[0]}" if setting == "sft" else "")
+        for only in task_sets(setting, chosen, study.groups):
+            run_id = "-".join([setting_of(only, chosen), _slug(model), method, f"seed{seed}",
+                               *(["+".join(only)] if len(only) < len(chosen) else [])])
             own_args = [] if method == base_config.method else ["method_args={}"]  # base args fit its method only
             overrides = [*study.overrides, f"model={model}", f"method={method}", *own_args,
                          *study.method_overrides.get(method, []), f"train.seed={seed}", f"name={run_id}",
@@ -53,8 +56,29 @@ def expand(study: StudyConfig) -> list[PlannedRun]:
             except ConfigError as err:
                 raise ConfigError([f"run {run_id}: {p}" for p in err.problems]) from None
             config = config.model_copy(update={"tasks": [t for t in config.tasks if t.name in only]})
-            runs.append(PlannedRun(run_id, setting, model, method, seed, config))
-    return sorted(runs, key=lambda r: r.run_id)
+            runs.append(PlannedRun(run_id, setting_of(only, chosen), model, method, seed, config))
+    unique = {r.run_id: r for r in runs}  # a 2-task group is also a pair run: train it once
+    return sorted(unique.values(), key=lambda r: r.run_id)
+
+
+def task_sets(setting: str, tasks: list[str], groups: list[list[str]]) -> list[list[str]]:
+    """The task set of every run of ``setting`` (in the base config's task order)."""
+    if setting == "sft":
+        return [[t] for t in tasks]
+    if setting == "pair":
+        return [list(p) for p in combinations(tasks, 2)]
+    if setting == "group":
+        return [[t for t in tasks if t in group] for group in groups]
+    return [tasks]
+
+
+def setting_of(run_tasks: list[str] | tuple[str, ...], all_tasks: list[str] | set[str]) -> str:
+    """What a run is, from its tasks alone: sft (one), mft (all), pair (two), group (others)."""
+    if len(run_tasks) == 1:
+        return "sft"
+    if set(run_tasks) == set(all_tasks):
+        return "mft"
+    return "pair" if len(run_tasks) == 2 else "group"
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from mtpeft.io import atomic_open
@@ -91,3 +92,24 @@ def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def _save(fig: Figure, path: Path) -> None:
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=120)
+
+
+def heatmap(matrix: np.ndarray, spread: np.ndarray, tasks: list[str], path: Path, title: str) -> None:
+    """Transfer matrix: row task's score change when trained with the column task (± std over seeds)."""
+    fig = Figure(figsize=(1.4 * len(tasks) + 2.5, 1.1 * len(tasks) + 1.5))
+    ax = fig.add_subplot()
+    limit = float(np.nanmax(np.abs(matrix))) if np.isfinite(matrix).any() else 1.0
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="RdBu", vmin=-limit, vmax=limit)
+    for i in range(len(tasks)):
+        for j in range(len(tasks)):
+            if np.isfinite(matrix[i, j]):
+                extra = f"\n±{spread[i, j]:.3f}" if np.isfinite(spread[i, j]) else ""
+                ax.text(j, i, f"{matrix[i, j]:+.3f}{extra}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
+    ax.set_yticks(range(len(tasks)), tasks)
+    ax.set_xlabel("partner task (trained with)")
+    ax.set_ylabel("task scored")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="score with partner - score alone")
+    fig.tight_layout()
+    _save(fig, path)

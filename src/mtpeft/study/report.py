@@ -22,6 +22,7 @@ from mtpeft.study.tables import Table
 SPLITS = ("validation", "test")
 LEDGER_COLUMNS = ("trainable_params", "trainable_percent", "stored_bytes", "examples", "real_tokens",
                   "padded_tokens", "train_flops", "train_time_s", "wall_time_s", "peak_rss_bytes")
+MAIN_SETTINGS = ("sft", "mft")
 SETTING_TITLES = {"mft": "Multi-task fine-tuning (MFT): one run over all tasks",
                   "sft": "Single-task fine-tuning (SFT): one run per task"}
 
@@ -33,11 +34,12 @@ def write_report(study_dir: Path) -> Path:
         waiting = f" ({len(unfinished)} unfinished)" if unfinished else ""
         raise RunError(f"{study_dir}: no finished runs yet{waiting}")
     tasks = tasks_of(records)
-    cells = grid(records)
+    main = [r for r in records if r.setting in MAIN_SETTINGS]  # pairs and groups: `mtpeft pairs` reports them
+    cells = grid(main)
     rows = score_rows(cells, tasks)
     vs_full = deltas(cells, tasks, peft_vs_full(cells))
     vs_sft = deltas(cells, tasks, mft_vs_sft(cells))
-    prints = footprints(records)
+    prints = footprints(main)
     saved = savings(prints)
 
     write_text(study_dir / "results.csv", results_csv(records))
@@ -51,7 +53,7 @@ def write_report(study_dir: Path) -> Path:
     plots.pareto(rows, figures / "pareto.png")
     if vs_full:
         plots.forest(vs_full, figures / "forest_peft_vs_full.png", "PEFT - Full per task (95% paired bootstrap)")
-    plots.training_curves(records, tasks, figures / "training_curves.png")
+    plots.training_curves(main, tasks, figures / "training_curves.png")
     report = render(study_dir, records, unfinished, tables, saved, bool(vs_full))
     write_text(study_dir / "report.md", report)
     return study_dir / "report.md"

@@ -1,0 +1,144 @@
+"""`mtpeft pairs`: measure who helps whom, estimate it cheaply, and recommend task groups.
+
+Trains (resumably, like any study) every task alone, every pair of tasks and all tasks together,
+then per model and method: the transfer matrix, the cheap affinity estimates of one warm-up on the
+first seed (cached under ``affinity/``), their rank correlation with the measured matrix, the best
+grouping under each, and data-quality signals. ``train_groups`` also trains the recommended groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from mtpeft.errors import RunError
+from mtpeft.io import read_json, write_json
+from mtpeft.study.affinity import AffinityEstimate, estimate_affinity
+from mtpeft.study.collect import RunRecord, collect
+from mtpeft.study.config import StudyConfig
+from mtpeft.study.data_quality import quality_signals
+from mtpeft.study.execute import run_study
+from mtpeft.study.grid import expand
+from mtpeft.study.grouping import Grouping, best_grouping
+from mtpeft.study.transfer import Transfer, model_methods, transfer
+from mtpeft.tasks import load_task
+
+SETTINGS = ["sft", "pair", "mft"]
+
+
+@dataclass(frozen=True)
+class PairsAnalysis:
+    model: str
+    method: str
+    transfer: Transfer
+    estimate: AffinityEstimate
+    spearman: dict[str, dict[str, float]]  # estimate -> {rho, p}
+    pair_training: dict[str, float]  # flops and train time of the pair runs of one seed (mean over seeds)
+    groupings: dict[str, Grouping]  # by what the affinities came from
+    trained_groups: dict[str, Any] | None  # scores of the measured grouping's runs, when trained
+
+
+def run_pairs(study: StudyConfig, max_groups: int = 2, train_groups: bool = False, estimate_steps: int = 20,
+              shard_of: tuple[int, int] = (1, 1), echo: bool = True) -> list[PairsAnalysis] | None:
+    """Train what is missing, then analyse; ``None`` when this shard's part is done but others may not be."""
+    study = study.model_copy(update={"axes": study.axes.model_copy(update={"setting": SETTINGS})})
+    run_study(study, shard_of, echo=echo)
+    if shard_of != (1, 1):
+        return None
+    records, unfinished = collect(study.study_dir())
+    if unfinished:
+        raise RunError(f"{study.study_dir()}: unfinished runs {', '.join(unfinished)}; run `mtpeft pairs` again")
+    analyses = [_analyse(study, records, model, method, max_groups, estimate_steps, echo)
+                for model, method in model_methods(records)]
+    if train_groups:
+        analyses = [_train_groups(study, a, echo) for a in analyses]
+    return analyses
+
+
+def _analyse(study: StudyConfig, records: list[RunRecord], model: str, method: str, max_groups: int,
+             steps: int, echo: bool) -> PairsAnalysis:
+    measured = transfer(records, model, method)
+    estimate = _cached_estimate(study, model, method, steps, echo)
+    if estimate.tasks != measured.tasks:
+        raise RunError(f"affinity estimate tasks {estimate.tasks} differ from the study's {measured.tasks}")
+    pair_runs = [r for r in records if r.setting == "pair" and r.model == model and r.method == method]
+    seeds = max(len({r.seed for r in pair_runs}), 1)
+    cost = {"flops": sum(r.ledger["train_info"]["flops"]["total"] for r in pair_runs) / seeds,
+            "train_time_s": sum(r.ledger["train_info"]["train_time_s"] for r in pair_runs) / seeds}
+    sources = {"measured": measured.matrix, "gradient cosine": estimate.cosine, "lookahead (TAG)": estimate.lookahead}
+    return PairsAnalysis(
+        model, method, measured, estimate,
+        {name: _spearman(matrix, measured.matrix) for name, matrix in sources.items() if name != "measured"},
+        cost, {name: best_grouping(np.nan_to_num(matrix), measured.tasks, max_groups)
+               for name, matrix in sources.items()}, None)
+
+
+def _cached_estimate(study: StudyConfig, model: str, method: str, steps: int, echo: bool) -> AffinityEstimate:
+    mft = next(r for r in expand(study) if r.setting == "mft" and r.model == model and r.method == method)
+    path = study.study_dir() / "affinity" / f"{mft.run_id}-steps{steps}.json"
+    if path.is_file():
+        saved = read_json(path)
+        return AffinityEstimate(saved["tasks"], np.array(saved["cosine"]), np.array(saved["lookahead"]),
+                                saved["steps"], saved["time_s"], saved["flops"])
+    estimate = estimate_affinity(mft.config, steps, progress=echo)
+    write_json(path, {"tasks": estimate.tasks, "cosine": estimate.cosine.tolist(),
+                      "lookahead": estimate.lookahead.tolist(), "steps": estimate.steps,
+                      "time_s": estimate.time_s, "flops": estimate.flops})
+    return estimate
+
+
+def _spearman(estimate: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Rank correlation over the off-diagonal entries that were measured."""
+    mask = ~np.eye(len(measured), dtype=bool) & np.isfinite(measured)
+    if mask.sum() < 3:
+        return {"rho": float("nan"), "p": float("nan"), "n": int(mask.sum())}
+    result = stats.spearmanr(estimate[mask], measured[mask])
+    return {"rho": float(result.statistic), "p": float(result.pvalue), "n": int(mask.sum())}
+
+
+def _train_groups(study: StudyConfig, analysis: PairsAnalysis, echo: bool) -> PairsAnalysis:
+    """Train the measured grouping's multi-task groups (pairs are reused) and score it per task."""
+    grouping = analysis.groupings["measured"]
+    multi = [g for g in grouping.groups if len(g) > 1]
+    if multi:
+        run_study(study.model_copy(update={"groups": multi, "axes": study.axes.model_copy(update={
+            "setting": ["group"], "model": [analysis.model], "method": [analysis.method]})}), echo=echo)
+    records = [r for r in collect(study.study_dir())[0] if r.model == analysis.model and r.method == analysis.method]
+    tasks = analysis.transfer.tasks
+    scores: dict[str, dict[str, float]] = {}
+    layouts = {"grouped": grouping.groups, "all alone": [[t] for t in tasks], "all in one": [tasks]}
+    for label, task_sets in layouts.items():
+        per_task = {}
+        for task_set in task_sets:
+            runs = [r for r in records if sorted(r.tasks) == sorted(task_set)]
+            for task in task_set:
+                per_task[task] = float(np.mean([r.score(task) for r in runs])) if runs else float("nan")
+        scores[label] = per_task | {"macro": float(np.mean([per_task[t] for t in tasks]))}
+    return replace(analysis, trained_groups={"groups": grouping.groups, "scores": scores})
+
+
+def data_quality(study: StudyConfig) -> dict[str, Any]:
+    """Signals of the study's tasks as the first run sees them (its seed's split and caps)."""
+    config = next(r for r in expand(study) if r.setting == "mft").config
+    return quality_signals({t.name: load_task(t, config) for t in config.tasks})
+
+
+def pairs_json(analyses: list[PairsAnalysis], quality: dict[str, Any]) -> dict[str, Any]:
+    return {"analyses": [{
+        "model": a.model, "method": a.method, "tasks": a.transfer.tasks, "seeds": a.transfer.seeds,
+        "transfer": _list(a.transfer.matrix), "transfer_std": _list(a.transfer.spread),
+        "transfer_vs_all": _list(a.transfer.versus_all), "stability": a.transfer.stability(),
+        "pairs": a.transfer.pairs(), "negative_transfer": a.transfer.negative(),
+        "estimates": {"gradient cosine": _list(a.estimate.cosine), "lookahead (TAG)": _list(a.estimate.lookahead),
+                      "steps": a.estimate.steps, "time_s": a.estimate.time_s, "flops": a.estimate.flops},
+        "spearman": a.spearman, "pair_training": a.pair_training,
+        "groupings": {k: g.__dict__ for k, g in a.groupings.items()}, "trained_groups": a.trained_groups,
+    } for a in analyses], "data_quality": quality}
+
+
+def _list(matrix: np.ndarray) -> list[list[float | None]]:
+    return [[None if not np.isfinite(v) else round(float(v), 6) for v in row] for row in matrix]
+

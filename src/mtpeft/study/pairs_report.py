@@ -1,0 +1,108 @@
+"""Render `mtpeft pairs` results: pairs.md, pairs.json and one transfer heatmap per model and method."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtpeft.io import write_json, write_text
+from mtpeft.study import plots
+from mtpeft.study.pairs import PairsAnalysis, pairs_json
+from mtpeft.study.tables import Table
+
+
+def write_pairs_report(study_dir: Path, analyses: list[PairsAnalysis], quality: dict[str, Any]) -> Path:
+    write_json(study_dir / "pairs.json", pairs_json(analyses, quality))
+    parts = [f"# Task pairing: {study_dir.name}", "",
+             "T[a, b] = test score of task a trained together with b (one shared module) minus a trained alone, "
+             "per seed, then the mean ± std over seeds. Positive: b helps a.", ""]
+    for a in analyses:
+        stem = f"transfer_{a.model}_{a.method}".replace("/", "_")
+        plots.heatmap(a.transfer.matrix, a.transfer.spread, a.transfer.tasks, study_dir / "plots" / f"{stem}.png",
+                      f"{a.model} / {a.method}: transfer (seeds {', '.join(map(str, a.transfer.seeds))})")
+        parts += _analysis_section(a, stem)
+    parts += ["## Data quality", "", _quality_table(quality).markdown(), "", quality["definition"] + ". Shared "
+              "inputs across tasks: " + _shared(quality["shared_inputs"]), ""]
+    write_text(study_dir / "pairs.md", "\n".join(parts))
+    return study_dir / "pairs.md"
+
+
+def _analysis_section(a: PairsAnalysis, stem: str) -> list[str]:
+    tasks, t = a.transfer.tasks, a.transfer
+    matrix = Table("transfer", "", ["task \\ partner", *tasks], [
+        [row_task, *(_cell(t.matrix[i, j], t.spread[i, j]) if i != j else "–" for j in range(len(tasks)))]
+        for i, row_task in enumerate(tasks)])
+    versus_all = Table("transfer_vs_all", "", ["task \\ partner", *tasks], [
+        [row_task, *(_cell(t.versus_all[i, j]) if i != j else "–" for j in range(len(tasks)))]
+        for i, row_task in enumerate(tasks)])
+    stability = Table("stability", "", ["task", "alone: std over seeds", "transfer: std over partners",
+                                        "mean transfer", "worst transfer"],
+                      [[task, *(v for v in s.values())] for task, s in t.stability().items()])
+    pairs = Table("pairs", "", ["a", "b", "T[a,b]", "T[b,a]", "asymmetry", "both gain", "both lose"],
+                  [[p["a"], p["b"], p["a_with_b"], p["b_with_a"], p["asymmetry"], _yes(p["complementary"]),
+                    _yes(p["conflicting"])] for p in t.pairs()])
+    est = a.estimate
+    ratio_flops = est.flops / a.pair_training["flops"] if a.pair_training["flops"] else math.nan
+    ratio_time = est.time_s / a.pair_training["train_time_s"] if a.pair_training["train_time_s"] else math.nan
+    estimates = Table("estimates", "", ["estimate", "Spearman rho vs measured", "p", "entries"],
+                      [[name, s["rho"], s["p"], s["n"]] for name, s in a.spearman.items()])
+    groupings = Table("groupings", "", ["affinities from", "groups", "estimated gain", "search"],
+                      [[name, " | ".join("+".join(g) for g in grouping.groups), grouping.gain, grouping.search]
+                       for name, grouping in a.groupings.items()])
+    out = [f"## {a.model} / {a.method}", "", f"![transfer](plots/{stem}.png)", "", "### Transfer matrix (vs alone)",
+           "", matrix.markdown(), "", "### Pair score minus the all-task (MFT) score", "", versus_all.markdown(), "",
+           "### Stability", "", stability.markdown(), "", "### Asymmetry and complementarity", "", pairs.markdown(),
+           "", "Train alone (loses with every partner): " + (", ".join(t.negative()) or "none") + ".", "",
+           "### Cheap estimates (no pair training)", "",
+           f"One joint warm-up of {est.steps} steps on the first seed: gradient cosine of the shared parameters "
+           f"and the TAG lookahead. Cost: {est.flops / 1e12:.2f} TFLOPs and {est.time_s:.0f} s, "
+           f"{_percent(ratio_flops)} of the FLOPs and {_percent(ratio_time)} of the train time of training every "
+           f"pair once ({a.pair_training['flops'] / 1e12:.1f} TFLOPs, {a.pair_training['train_time_s']:.0f} s).",
+           "", estimates.markdown(), "", _matrix_text("gradient cosine", est.cosine, tasks),
+           _matrix_text("lookahead (TAG)", est.lookahead, tasks), "", "### Recommended grouping", "",
+           groupings.markdown(), ""]
+    if a.trained_groups:
+        scores = a.trained_groups["scores"]
+        table = Table("trained_groups", "", ["layout", *tasks, "macro"],
+                      [[label, *(s[task] for task in tasks), s["macro"]] for label, s in scores.items()])
+        out += ["### The recommended groups, trained", "", table.markdown(), ""]
+    return out
+
+
+def _quality_table(quality: dict[str, Any]) -> Table:
+    rows = []
+    for task, q in quality["tasks"].items():
+        test = q.get("test", {})
+        rows.append([task, q["kind"], q.get("train", {}).get("positive_share"), q.get("train", {}).get(
+            "duplicate_share"), test.get("exact_in_train_share"), test.get("near_in_train_share"),
+            q.get("label_conflict_share")])
+    return Table("data_quality", "", ["task", "kind", "train positive share", "train duplicate share",
+                                      "test exact in train", "test near-dup in train", "label conflicts"], rows)
+
+
+def _matrix_text(name: str, matrix: np.ndarray, tasks: list[str]) -> str:
+    rows = "; ".join(f"{a}: " + ", ".join(f"{tasks[j]} {matrix[i, j]:+.3g}" for j in range(len(tasks)) if j != i)
+                     for i, a in enumerate(tasks))
+    return f"- {name}: {rows}"
+
+
+def _shared(shared: dict[str, dict[str, float]]) -> str:
+    found = [f"{a} in {b} {v:.1%}" for a, row in shared.items() for b, v in row.items() if v > 0]
+    return ", ".join(found) or "none"
+
+
+def _cell(value: float, spread: float = math.nan) -> str:
+    if not math.isfinite(value):
+        return "–"
+    return f"{value:+.3f}" + (f" ± {spread:.3f}" if math.isfinite(spread) else "")
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else ""
+
+
+def _percent(value: float) -> str:
+    return "–" if not math.isfinite(value) else f"{100 * value:.1f}%"

@@ -1,0 +1,56 @@
+"""`mtpeft pairs` end to end with a tiny model on three stdlib tasks (real training processes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+from typer.testing import CliRunner
+
+from mtpeft.cli import app
+from mtpeft.study.collect import collect
+
+pytestmark = pytest.mark.slow
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SMALL = "{train: 48, validation: 32, test: 32}"
+
+
+def test_pairs_measures_estimates_and_groups(tmp_path: Path) -> None:
+    args = ["pairs", str(CONFIGS / "study-smoke.yaml"), f"output_dir={tmp_path}",
+            "tasks=[search, docstring-mismatch, name-mismatch]", "axes.model=[tiny-bert]", "axes.method=[lora]",
+            "overrides=[" + ", ".join(f"'tasks.{i}.max_examples={SMALL}'" for i in range(3))
+            + ", train.epochs=1, train.max_length=48, train.batch_size=16]",
+            "--groups", "2", "--train-groups", "--estimate-steps", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    records, unfinished = collect(tmp_path)
+    assert not unfinished
+    assert sorted(r.setting for r in records) == ["mft", *["pair"] * 3, *["sft"] * 3]  # 2-task groups reuse pairs
+
+    report = json.loads((tmp_path / "pairs.json").read_text())
+    (analysis,) = report["analyses"]
+    tasks = analysis["tasks"]
+    alone = {r.tasks[0]: r.score(r.tasks[0]) for r in records if r.setting == "sft"}
+    for r in (r for r in records if r.setting == "pair"):
+        a, b = r.tasks
+        i, j = tasks.index(a), tasks.index(b)
+        assert analysis["transfer"][i][j] == pytest.approx(r.score(a) - alone[a], abs=1e-6)
+        assert analysis["transfer"][j][i] == pytest.approx(r.score(b) - alone[b], abs=1e-6)
+    assert all(analysis["transfer"][i][i] is None for i in range(3))
+    assert set(analysis["spearman"]) == {"gradient cosine", "lookahead (TAG)"}
+    assert analysis["estimates"]["flops"] > 0 and analysis["pair_training"]["flops"] > 0
+    grouping = analysis["groupings"]["measured"]
+    assert sorted(t for g in grouping["groups"] for t in g) == sorted(tasks) and len(grouping["groups"]) <= 2
+    scores = analysis["trained_groups"]["scores"]
+    assert scores["all alone"] == {**alone, "macro": pytest.approx(np.mean(list(alone.values())))}
+    assert set(report["data_quality"]["tasks"]) == set(tasks)
+
+    text = (tmp_path / "pairs.md").read_text()
+    for heading in ("Transfer matrix", "Asymmetry", "Cheap estimates", "Recommended grouping", "Data quality",
+                    "recommended groups, trained"):
+        assert heading in text
+    image = imread(tmp_path / "plots" / "transfer_tiny-bert_lora.png")
+    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 50
