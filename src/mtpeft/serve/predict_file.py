@@ -75,12 +75,15 @@ def read_models(source: str, model: type[M], expected: str) -> list[M]:
             if not line.strip():
                 continue
             try:
-                out.append(model.model_validate(json.loads(line)))
+                obj = json.loads(line.rstrip())
             except json.JSONDecodeError as err:
                 raise DataError(f"{name}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{name}:{number}: expected a JSON object, got {type(obj).__name__} ({expected})")
+            try:
+                out.append(model.model_validate(obj))
             except ValidationError as err:
-                problems = "; ".join(f"field {'.'.join(map(str, e['loc'])) or '(line)'!r}: {e['msg']}"
-                                     for e in err.errors())
+                problems = "; ".join(f"field {'.'.join(map(str, e['loc']))!r}: {e['msg']}" for e in err.errors())
                 raise DataError(f"{name}:{number}: {problems} ({expected})") from None
     if not out:
         raise DataError(f"{name}: no inputs")
