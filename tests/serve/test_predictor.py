@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -91,3 +93,18 @@ def test_merged_lora_gives_the_same_outputs(predictor, merged, task):
 def test_merge_refuses_methods_without_a_merge():
     with pytest.raises(ConfigError, match=r"'adapter' run cannot be merged.*without --merge"):
         merge_adapter(torch.nn.Linear(2, 2), "adapter")
+
+
+def test_tokenising_from_many_threads_never_skips_truncation(predictor):
+    """A fast tokenizer keeps its truncation setting as state: :func:`truncated` turns it off for a moment,
+    so concurrent requests must not tokenise at the same time (the server tokenises in worker threads)."""
+    inputs = [CodeInput(code="int x = 1; " * 400)] * 4 + [CodeInput(code="x")] * 4
+    lengths: list[int] = []
+
+    def work(_: int) -> None:
+        for _ in range(30):  # without the lock, this loses the race a few times out of 240 (measured)
+            lengths.extend(len(item.ids) for item in predictor.encode("overflow", inputs))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+    assert max(lengths) == MAX_LENGTH

@@ -1,7 +1,8 @@
 """Refuse request bodies over a size limit (413) before any of them is parsed.
 
 Plain ASGI: the body is read here, up to the limit, and replayed to the app, so a client that sends no
-``Content-Length`` (chunked) or lies about it is bounded all the same.
+``Content-Length`` (chunked) or lies about it is bounded all the same. (Recent FastAPI has its own
+``max_body_size``, but it answers a declared oversize body in plain text; every error here is JSON.)
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ runner's embedding code, so its probabilities equal `mtpeft eval`'s on the same 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +56,12 @@ class Predictor:
         self.specs = {name: data.spec for name, data in built.tasks.items()}
         self.thresholds = trained.thresholds
         self.max_length = config.train.max_length
+        self._tokenizer_lock = threading.Lock()
         if merge:
             self.model.encoder = merge_adapter(self.model.encoder, config.method)
         accelerator = make_accelerator(config)  # the device and autocast `mtpeft eval` would use
         self.device, self.autocast = accelerator.device, accelerator.autocast
+        self.precision = str(accelerator.mixed_precision)  # "bf16" (autocast) or "no"
         self.model.to(self.device).eval()
 
     @classmethod
@@ -75,12 +78,11 @@ class Predictor:
         return self.specs[task].kind
 
     def encode(self, task: str, inputs: Sequence[Any]) -> list[Encoded]:
-        """Tokenise inputs of one task (objects with the kind's fields, see ``schemas.INPUTS``)."""
+        """Tokenise inputs of one task (objects with the kind's fields, see ``schemas.INPUTS``); thread-safe."""
         names = input_fields(self.check_task(task))
         texts = [getattr(x, names[0]) for x in inputs]
         pairs = [getattr(x, names[1]) for x in inputs] if len(names) > 1 else None
-        ids = tokenize(self.tokenizer, texts, self.max_length, pairs)
-        cut = truncated(self.tokenizer, texts, ids, self.max_length, pairs)
+        ids, cut = self._tokenize(texts, pairs)
         return [Encoded(task, row, flag, getattr(x, "id", None)) for row, flag, x in zip(ids, cut, inputs, strict=True)]
 
     def encode_mixed(self, items: Sequence[Any]) -> list[Encoded]:
@@ -107,11 +109,18 @@ class Predictor:
 
     def embed_pool(self, codes: list[str], batch_size: int) -> tuple[dict[str, torch.Tensor], list[bool]]:
         """Pool embeddings per retrieval task ``{task: (len(codes), dim)}``, and which codes were cut."""
-        ids = tokenize(self.tokenizer, codes, self.max_length)
+        ids, cut = self._tokenize(codes)
         with self.autocast():
             vectors = {task: embed(self.model, task, ids, self.pad_id, batch_size, self.device)
                        for task in self.retrieval_tasks()}
-        return vectors, truncated(self.tokenizer, codes, ids, self.max_length)
+        return vectors, cut
+
+    def _tokenize(self, texts: list[str], pairs: list[str] | None = None) -> tuple[list[list[int]], list[bool]]:
+        # A fast tokenizer keeps its truncation setting as shared state, and `truncated` switches it off for a
+        # moment: two threads tokenising at once could get untruncated ids. The server tokenises in threads.
+        with self._tokenizer_lock:
+            ids = tokenize(self.tokenizer, texts, self.max_length, pairs)
+            return ids, truncated(self.tokenizer, texts, ids, self.max_length, pairs)
 
 
 def answer_row(item: Encoded, **fields: Any) -> dict[str, Any]:
