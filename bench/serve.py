@@ -20,18 +20,23 @@ Usage:
 
 Clients are closed-loop: ``--concurrency`` threads each send their share of the requests one after the
 other; a request holds ``--items`` items of tasks drawn at random (seeded) from the run's test splits.
+The three servers run side by side and take turns (``--rounds``), so background load that comes and
+goes during the run is shared fairly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,39 +105,71 @@ def make_requests(trained: TrainedRun, count: int, items: int, seed: int) -> lis
             for _ in range(count)]
 
 
-def measure(predictor: Predictor, warmup: list[dict[str, Any]], bodies: list[dict[str, Any]], limits: Limits,
-            concurrency: int) -> tuple[dict[str, Any], list[list[float]]]:
-    """Serve ``predictor`` and send ``bodies`` from ``concurrency`` closed-loop clients; timings and answers."""
-    with BackgroundServer(create_app(predictor, limits)) as url:
-        session = requests.Session()
-        for body in warmup:  # the first passes allocate memory; not counted
-            session.post(f"{url}/v1/predict", json=body, timeout=600).raise_for_status()
-        before = session.get(f"{url}/healthz", timeout=60).json()
+@dataclass
+class Tally:
+    """What one deployment did across rounds."""
 
-        def send(index: int) -> tuple[int, float, list[float]]:
-            start = time.perf_counter()
-            response = requests.post(f"{url}/v1/predict", json=bodies[index], timeout=600)
-            response.raise_for_status()
-            return index, time.perf_counter() - start, [r["probability"] for r in response.json()["results"]]
+    wall: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    answers: dict[int, list[float]] = field(default_factory=dict)
+    items: int = 0
+    batches: int = 0
+    passes: int = 0
 
-        passes_before = getattr(predictor, "passes", None)
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": len(self.latencies), "items": self.items, "wall_s": round(self.wall, 3),
+            "items_per_s": round(self.items / self.wall, 2),
+            "requests_per_s": round(len(self.latencies) / self.wall, 2),
+            "latency_p50_ms": round(1000 * statistics.median(self.latencies), 1),
+            "latency_p99_ms": round(1000 * float(np.percentile(self.latencies, 99)), 1),
+            "batches": self.batches, "backbone_passes": self.passes,
+            "items_per_pass": round(self.items / max(self.passes, 1), 2),
+        }
+
+
+def send_round(url: str, predictor: Predictor, bodies: dict[int, dict[str, Any]], concurrency: int,
+               tally: Tally) -> None:
+    """Send ``bodies`` from ``concurrency`` closed-loop clients and add timings and answers to ``tally``."""
+    def send(index: int) -> tuple[int, float, list[float]]:
         start = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            done = list(pool.map(send, range(len(bodies))))
-        wall = time.perf_counter() - start
-        after = session.get(f"{url}/healthz", timeout=60).json()
-    latencies = sorted(d[1] for d in done)
-    items = after["items"] - before["items"]
-    batches = after["batches"] - before["batches"]
-    passes = predictor.passes - passes_before if passes_before is not None else batches
-    result = {
-        "requests": len(bodies), "items": items, "wall_s": round(wall, 3),
-        "items_per_s": round(items / wall, 2), "requests_per_s": round(len(bodies) / wall, 2),
-        "latency_p50_ms": round(1000 * statistics.median(latencies), 1),
-        "latency_p99_ms": round(1000 * float(np.percentile(latencies, 99)), 1),
-        "batches": batches, "backbone_passes": passes, "items_per_pass": round(items / max(passes, 1), 2),
-    }
-    return result, [probs for _, _, probs in sorted(done)]
+        response = requests.post(f"{url}/v1/predict", json=bodies[index], timeout=600)
+        response.raise_for_status()
+        return index, time.perf_counter() - start, [r["probability"] for r in response.json()["results"]]
+
+    before = requests.get(f"{url}/healthz", timeout=60).json()
+    passes = getattr(predictor, "passes", None)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        done = list(pool.map(send, bodies))
+    tally.wall += time.perf_counter() - start
+    after = requests.get(f"{url}/healthz", timeout=60).json()
+    tally.latencies += [latency for _, latency, _ in done]
+    tally.answers.update((index, probs) for index, _, probs in done)
+    tally.items += after["items"] - before["items"]
+    tally.batches += after["batches"] - before["batches"]
+    tally.passes += (predictor.passes - passes) if passes is not None else after["batches"] - before["batches"]
+
+
+def measure(deployments: dict[str, Predictor], warmup: list[dict[str, Any]], bodies: list[dict[str, Any]],
+            limits: Limits, concurrency: int, rounds: int) -> dict[str, Tally]:
+    """Serve every deployment at once and send them the same requests, round by round.
+
+    Each round sends its share of the requests to each deployment in turn (the order rotates per round),
+    so a change in background load over the run hits every deployment alike.
+    """
+    tallies = {name: Tally() for name in deployments}
+    with ExitStack() as stack:
+        urls = {name: stack.enter_context(BackgroundServer(create_app(p, limits))) for name, p in deployments.items()}
+        for url in urls.values():
+            for body in warmup:  # the first passes allocate memory; not counted
+                requests.post(f"{url}/v1/predict", json=body, timeout=600).raise_for_status()
+        names = list(deployments)
+        for r in range(rounds):
+            share = {i: bodies[i] for i in range(r, len(bodies), rounds)}
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                send_round(urls[name], deployments[name], share, concurrency, tallies[name])
+    return tallies
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -144,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-batch", type=int, default=32, help="Items per merged batch (both deployments).")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="Batcher wait (both deployments).")
     parser.add_argument("--warmup", type=int, default=4, help="Requests sent first and not counted.")
+    parser.add_argument("--rounds", type=int, default=4, help="Deployments take turns this many times.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-serve.json"), help="Results JSON.")
     args = parser.parse_args(argv)
@@ -156,19 +194,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     shared = Predictor(trained)
     deployments = {"shared": shared, "switched": SwitchedAdapters(load_trained(run, with_data=False), run / "adapter"),
                    "merged": Predictor(load_trained(run, with_data=False), merge=True)}
-    results, answers = {}, {}
-    for name, predictor in deployments.items():
-        results[name], answers[name] = measure(predictor, warmup, bodies, limits, args.concurrency)
-    reference = np.asarray(answers["shared"])
-    diff = {name: float(np.max(np.abs(np.asarray(a) - reference))) for name, a in answers.items() if name != "shared"}
+    load_before = os.getloadavg()[0]
+    tallies = measure(deployments, warmup, bodies, limits, args.concurrency, args.rounds)
+    results = {name: tally.summary() for name, tally in tallies.items()}
+    reference = tallies["shared"].answers
+    diff = {name: float(max(np.max(np.abs(np.subtract(t.answers[i], reference[i]))) for i in reference))
+            for name, t in tallies.items() if name != "shared"}
     report = {
         "run": str(run), "model": trained.config.model, "max_length": trained.config.train.max_length,
         "autocast": shared.precision,
         "tasks": sorted(shared.specs), "requests": args.requests, "items_per_request": args.items,
         "concurrency": args.concurrency, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
+        "rounds": args.rounds,
         "results": results, "max_abs_probability_difference_vs_shared": diff,
         "speedup_items_per_s": round(results["shared"]["items_per_s"] / results["switched"]["items_per_s"], 2),
-        "machine": {"torch_threads": torch.get_num_threads(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                    # other work on the machine skews the numbers; the 1-minute load average says how much
+                    "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
         "versions": package_versions(),
     }
     print_table(report)
@@ -181,7 +223,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def print_table(report: dict[str, Any]) -> None:
     print(f"run {report['run']} ({report['model']}, max_length {report['max_length']}, autocast {report['autocast']}); "
           f"{report['requests']} requests x {report['items_per_request']} items, {report['concurrency']} clients, "
-          f"max batch {report['max_batch']}, max wait {report['max_wait_ms']} ms")
+          f"max batch {report['max_batch']}, max wait {report['max_wait_ms']} ms; "
+          f"load average {report['machine']['load_average_1m']} on {report['machine']['cpus']} CPUs")
     columns = ["items_per_s", "requests_per_s", "latency_p50_ms", "latency_p99_ms", "backbone_passes",
                "items_per_pass"]
     print(f"{'deployment':<10} " + " ".join(f"{c:>15}" for c in columns))
