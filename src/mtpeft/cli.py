@@ -79,6 +79,15 @@ def evaluate(
 
 @app.command()
 @user_errors
+def models() -> None:
+    """The offline model zoo: what each model is and whether it is installed."""
+    from mtpeft.console import print_models
+
+    print_models()
+
+
+@app.command()
+@user_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     task: Annotated[str, typer.Option(help="Task whose head answers.")],
@@ -118,15 +127,6 @@ def serve(
 
     limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items, max_body_bytes=max_body_bytes)
     run_server(run, host, port, api_key=api_key, merge=merge, limits=limits)
-
-
-@app.command()
-@user_errors
-def models() -> None:
-    """The offline model zoo: what each model is and whether it is installed."""
-    from mtpeft.console import print_models
-
-    print_models()
 
 
 @data_app.command("list")
