@@ -27,7 +27,7 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests bench
 
 paper: setup
 	$(VENV)/bin/mtpeft train configs/paper-tasks.yaml

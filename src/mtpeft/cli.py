@@ -140,6 +140,49 @@ def models() -> None:
     print_models()
 
 
+@app.command()
+@user_errors
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    task: Annotated[str, typer.Option(help="Task whose head answers.")],
+    input_file: Annotated[str, typer.Option("--input", help="jsonl of inputs ({code} | {code1, code2} | {query}, "
+                                                             "optional id); - for stdin.")] = "-",
+    output: Annotated[str, typer.Option(help="jsonl of answers, one per input line; - for stdout.")] = "-",
+    top_k: Annotated[int, typer.Option(min=1, help="Hits per query (retrieval tasks).")] = 10,
+    pool: Annotated[str | None, typer.Option(help="jsonl of {id, code} to search (retrieval tasks).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Inputs per forward pass.")] = 32,
+    merge: Annotated[bool, typer.Option(help="Fold LoRA/IA3 into the base weights first.")] = False,
+) -> None:
+    """Answer a jsonl file of inputs with one task's head: label + probability, or top-k hits."""
+    from mtpeft.serve import predict_file
+
+    count = predict_file(run, task, input_file, output, top_k=top_k, pool=pool, batch_size=batch_size, merge=merge)
+    if output != "-":
+        typer.echo(f"wrote {count} answers to {output}", err=True)
+
+
+@app.command()
+@user_errors
+def serve(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
+    api_key: Annotated[str | None, typer.Option(envvar="MTPEFT_API_KEY", show_default=False,
+                                                help="Require this key in the X-API-Key header.")] = None,
+    merge: Annotated[bool, typer.Option(help="Fold LoRA/IA3 into the base weights (faster, same outputs).")] = False,
+    max_batch: Annotated[int, typer.Option(min=1, help="Items per forward pass.")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(min=0.1, help="How long a batch waits for more items.")] = 5.0,
+    max_items: Annotated[int, typer.Option(min=1, help="Items per /v1/predict request.")] = 64,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Bytes per request body.")] = 4 * 2**20,
+) -> None:
+    """Serve every task of a run over HTTP (JSON API; docs at /docs)."""
+    from mtpeft.serve import Limits
+    from mtpeft.serve import serve as run_server
+
+    limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items, max_body_bytes=max_body_bytes)
+    run_server(run, host, port, api_key=api_key, merge=merge, limits=limits)
+
+
 @data_app.command("list")
 @user_errors
 def data_list() -> None:

@@ -40,19 +40,45 @@ class EncodedSplit:
 
 def encode_examples(examples: list[Example], kind: TaskKind, tokenizer: Any, max_length: int) -> EncodedSplit:
     """Tokenise with truncation to ``max_length`` (pairs: longest-first, so both inputs keep their start)."""
-    texts = [ex.text for ex in examples]
     ids = [ex.id for ex in examples]
+    if not examples:  # a run reloaded without its data (serving) has empty splits
+        return EncodedSplit(kind, [], example_ids=ids)
+    texts = [ex.text for ex in examples]
     if kind is TaskKind.RETRIEVAL:
-        queries = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-        codes = tokenizer([ex.text_pair for ex in examples], truncation=True, max_length=max_length)["input_ids"]
+        queries = tokenize(tokenizer, texts, max_length)
+        codes = tokenize(tokenizer, [ex.text_pair or "" for ex in examples], max_length)
         return EncodedSplit(kind, queries, pair_ids=codes, example_ids=ids)
     labels = [int(ex.label) for ex in examples]  # type: ignore[arg-type]
-    if kind is TaskKind.PAIR:
-        seconds = [_pair_separator(tokenizer) + (ex.text_pair or "") for ex in examples]
-        encoded = tokenizer(texts, seconds, truncation="longest_first", max_length=max_length)["input_ids"]
-    else:
-        encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    return EncodedSplit(kind, encoded, labels=labels, example_ids=ids)
+    pairs = [ex.text_pair or "" for ex in examples] if kind is TaskKind.PAIR else None
+    return EncodedSplit(kind, tokenize(tokenizer, texts, max_length, pairs), labels=labels, example_ids=ids)
+
+
+def tokenize(tokenizer: Any, texts: list[str], max_length: int, pairs: list[str] | None = None) -> list[list[int]]:
+    """Token ids of single inputs, or of ``(texts[i], pairs[i])`` encoded jointly, truncated to ``max_length``
+    (longest-first for pairs, so both inputs keep their start).
+
+    The one place inputs become tokens, so training, evaluation and serving see identical ids.
+    """
+    return tokenizer(*_inputs(tokenizer, texts, pairs), truncation="longest_first", max_length=max_length)["input_ids"]
+
+
+def truncated(tokenizer: Any, texts: list[str], ids: list[list[int]], max_length: int,
+              pairs: list[str] | None = None) -> list[bool]:
+    """Which inputs :func:`tokenize` cut short (``ids`` is its output for the same arguments).
+
+    Only rows that came back ``max_length`` long can have been cut, so only those are tokenised again.
+    """
+    full = [i for i, row in enumerate(ids) if len(row) >= max_length]
+    flags = [False] * len(ids)
+    if full:
+        again = _inputs(tokenizer, [texts[i] for i in full], None if pairs is None else [pairs[i] for i in full])
+        for i, row in zip(full, tokenizer(*again, truncation=False, verbose=False)["input_ids"], strict=True):
+            flags[i] = len(row) > max_length
+    return flags
+
+
+def _inputs(tokenizer: Any, texts: list[str], pairs: list[str] | None) -> tuple[list[str], ...]:
+    return (texts,) if pairs is None else (texts, [_pair_separator(tokenizer) + p for p in pairs])
 
 
 def _pair_separator(tokenizer: Any) -> str:

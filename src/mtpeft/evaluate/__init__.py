@@ -7,7 +7,7 @@ from mtpeft.evaluate.metrics import (
     retrieval_ranks,
     retrieval_scores,
 )
-from mtpeft.evaluate.runner import SplitOutput, best_threshold, prediction_rows, run_split, score
+from mtpeft.evaluate.runner import SplitOutput, best_threshold, embed, prediction_rows, run_split, score
 
-__all__ = ["SplitOutput", "best_threshold", "classification_scores", "constant_baseline", "prediction_rows",
+__all__ = ["SplitOutput", "best_threshold", "classification_scores", "constant_baseline", "embed", "prediction_rows",
            "random_retrieval_baseline", "retrieval_ranks", "retrieval_scores", "run_split", "score"]

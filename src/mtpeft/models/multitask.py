@@ -58,3 +58,18 @@ class MultiTaskModel(nn.Module):
     def embed(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Retrieval embeddings of queries or codes (the same head for both)."""
         return self.heads[task](self.encode(input_ids, attention_mask))
+
+    def forward_mixed(self, tasks: list[str], input_ids: torch.Tensor,
+                      attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        """ONE encoder pass over inputs of different tasks; row i then goes through the head of ``tasks[i]``.
+
+        Serving one model for every task: the backbone runs once per batch whatever the mix of tasks,
+        and only the (small) heads run per task. Returns, per row, a logit ``()`` for classification
+        tasks or an embedding ``(dim,)`` for retrieval tasks.
+        """
+        pooled = self.encode(input_ids, attention_mask)
+        out: dict[int, torch.Tensor] = {}
+        for task in dict.fromkeys(tasks):
+            rows = [i for i, t in enumerate(tasks) if t == task]
+            out.update(zip(rows, self.heads[task](pooled[rows]), strict=True))
+        return [out[i] for i in range(len(tasks))]

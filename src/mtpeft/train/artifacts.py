@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from mtpeft.config import RunConfig, dump_config, load_config
 from mtpeft.errors import RunError
 from mtpeft.io import read_json, save_safetensors, write_json, write_text
-from mtpeft.train.build import Assembled, assemble
+from mtpeft.train.build import Assembled, assemble, load_tasks
 
 REQUIRED = ("config.yaml", "heads.safetensors", "heads.json", "metrics.json", "ledger.json")
 
@@ -63,12 +63,16 @@ def check_complete(run_dir: Path) -> None:
                        f"`mtpeft train {run_dir / 'config.yaml'} --resume`")
 
 
-def load_trained(run_dir: Path) -> TrainedRun:
-    """Rebuild a finished run from its files alone: the same model, heads and thresholds."""
+def load_trained(run_dir: Path, with_data: bool = True) -> TrainedRun:
+    """Rebuild a finished run from its files alone: the same model, heads and thresholds.
+
+    ``with_data=False`` skips reading and tokenising the tasks' data (``built.encoded`` splits are empty):
+    serving needs only the model, and must work where the training data is absent.
+    """
     check_complete(run_dir)
     config = load_config(run_dir / "config.yaml")
     storage = run_dir / ("model" if (run_dir / "model").is_dir() else "adapter")
-    built = assemble(config, adapter_dir=storage)
+    built = assemble(config, tasks=None if with_data else load_tasks(config, with_data=False), adapter_dir=storage)
     state = load_file(str(run_dir / "heads.safetensors"))
     heads = {k.removeprefix("heads."): v for k, v in state.items() if k.startswith("heads.")}
     weights = {k.removeprefix("loss_weighting."): v for k, v in state.items() if k.startswith("loss_weighting.")}

@@ -12,7 +12,7 @@ from mtpeft.data.encode import EncodedSplit, encode_examples
 from mtpeft.methods import Method, create_method
 from mtpeft.models.backbone import Backbone, load_backbone
 from mtpeft.models.multitask import MultiTaskModel
-from mtpeft.tasks import TaskData, load_task
+from mtpeft.tasks import TaskData, load_task, resolve_spec
 from mtpeft.train.weighting import WEIGHTINGS, LossWeighting
 
 
@@ -32,7 +32,12 @@ class Assembled:
         return int(self.backbone.tokenizer.pad_token_id)
 
 
-def load_tasks(config: RunConfig) -> dict[str, TaskData]:
+def load_tasks(config: RunConfig, with_data: bool = True) -> dict[str, TaskData]:
+    """The config's tasks; ``with_data=False`` gives their specs with empty splits, without reading any data
+    (what serving a finished run needs, where its training data may be absent)."""
+    if not with_data:
+        return {t.name: TaskData(resolve_spec(t), {split: [] for split in SPLITS}, t.source or "", t.path)
+                for t in config.tasks}
     return {t.name: load_task(t, config) for t in config.tasks}
 
 

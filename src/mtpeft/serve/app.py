@@ -1,0 +1,134 @@
+"""The HTTP service over one run (FastAPI): every task of the run behind one shared backbone.
+
+Routes: ``POST /v1/predict`` (items of any classification tasks, answered in merged batches),
+``POST /v1/search/index`` + ``DELETE /v1/search/index/{name}`` + ``POST /v1/search`` (retrieval tasks),
+``GET /v1/tasks``, ``GET /healthz``; OpenAPI docs at ``/docs``. With an API key, every route needs it in
+the ``X-API-Key`` header (the docs pages describe the API only and stay open). The server never reads
+a file a request names: everything it answers comes from the run loaded at start and the request body.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads endpoint annotations at runtime, and the request
+# models are classes built per run inside create_app.
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+
+from mtpeft import __version__
+from mtpeft.serve.batcher import Batcher, QueueFull
+from mtpeft.serve.body_limit import BodyLimit
+from mtpeft.serve.index import IndexStore, NoSuchIndex, SearchIndex, TooManyIndexes
+from mtpeft.serve.limits import Limits
+from mtpeft.serve.predictor import Predictor
+from mtpeft.serve.schemas import (
+    Health,
+    IndexResponse,
+    PredictResponse,
+    SearchResponse,
+    TaskInfo,
+    TasksResponse,
+    input_fields,
+    predict_request,
+    search_requests,
+)
+from mtpeft.tasks.spec import TaskKind
+
+API_KEY_HEADER = "X-API-Key"
+_STATUS = {NoSuchIndex: 404, TooManyIndexes: 409, QueueFull: 503}
+
+
+def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
+    """The service for ``predictor``'s run; requests are merged into batches by one :class:`Batcher`."""
+    limits = limits or Limits()
+    batcher = Batcher(predictor.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue)
+    indexes = IndexStore(limits.max_indexes)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(title=f"mtpeft: {predictor.name}", version=__version__, lifespan=lifespan,
+                  description=f"Every task of run {predictor.name!r} ({predictor.model_name}) behind one shared "
+                              "backbone; see docs/serving.md.",
+                  dependencies=[Depends(_key_check(api_key))] if api_key else [])
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    for error, code in _STATUS.items():
+        app.add_exception_handler(error, _json_error(code))
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> Health:
+        return Health(batches=batcher.batches, items=batcher.items, queued=batcher.queued, indexes=len(indexes))
+
+    @app.get("/v1/tasks", response_model=TasksResponse)
+    async def tasks() -> TasksResponse:
+        return TasksResponse(run=predictor.name, model=predictor.model_name, max_length=predictor.max_length, tasks=[
+            TaskInfo(name=name, kind=str(spec.kind), metric=spec.metric, threshold=predictor.thresholds.get(name),
+                     inputs=input_fields(spec.kind),
+                     endpoint="/v1/search" if spec.kind is TaskKind.RETRIEVAL else "/v1/predict")
+            for name, spec in sorted(predictor.specs.items())])
+
+    predict_model = predict_request(predictor.specs, limits)
+    if predict_model is not None:
+        @app.post("/v1/predict", response_model=PredictResponse, response_model_exclude_none=True)
+        async def predict(request: predict_model) -> dict[str, Any]:  # type: ignore[valid-type]
+            encoded = await asyncio.to_thread(predictor.encode_mixed, request.items)
+            outputs = await batcher.submit(encoded)
+            return {"results": [predictor.classify(e, out) for e, out in zip(encoded, outputs, strict=True)]}
+
+    search_models = search_requests(predictor.specs, limits)
+    if search_models is not None:
+        index_model, search_model = search_models
+
+        @app.post("/v1/search/index", response_model=IndexResponse)
+        async def upload_index(request: index_model) -> IndexResponse:  # type: ignore[valid-type]
+            name, items = request.name, request.items
+            indexes.check_room(name)
+            vectors, cut = await batcher.call(predictor.embed_pool, [it.code for it in items], limits.max_batch)
+            indexes.put(name, SearchIndex([it.id for it in items], vectors, sum(cut)))
+            return IndexResponse(name=name, size=len(items), tasks=sorted(vectors), truncated=sum(cut))
+
+        @app.delete("/v1/search/index/{name}", status_code=204)
+        async def delete_index(name: str) -> Response:
+            indexes.delete(name)
+            return Response(status_code=204)
+
+        @app.post("/v1/search", response_model=SearchResponse)
+        async def search(request: search_model) -> SearchResponse:  # type: ignore[valid-type]
+            index = indexes.get(request.index)  # 404 before any model work
+            [query] = await asyncio.to_thread(predictor.encode, request.task, [request])
+            [vector] = await batcher.submit([query])
+            return SearchResponse(task=query.task, index=request.index,
+                                  hits=index.search(query.task, vector, request.top_k),
+                                  truncated=query.truncated)
+
+    return app
+
+
+def _key_check(api_key: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="The key `mtpeft serve` was started with.")
+    expected = api_key.encode()
+
+    async def check(given: str | None = Security(header)) -> None:
+        # constant-time comparison: the response time says nothing about how much of the key matched
+        if given is None or not hmac.compare_digest(given.encode(), expected):
+            raise HTTPException(401, f"missing or wrong API key (send it in the {API_KEY_HEADER} header)",
+                                headers={"WWW-Authenticate": "ApiKey"})
+
+    return check
+
+
+def _json_error(code: int) -> Callable[[Request, Exception], Coroutine[Any, Any, JSONResponse]]:
+    async def handler(_: Request, err: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=code)
+
+    return handler

@@ -1,0 +1,30 @@
+"""What one client can make the server do: every bound here turns into a 4xx/503, never a crash or an OOM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from mtpeft.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of the HTTP service (the CLI flags of `mtpeft serve` set the first five).
+
+    Inputs longer than the run's ``train.max_length`` tokens are cut, as in training, and the answer
+    says ``truncated: true``; the body size bounds the characters a request can send at all.
+    """
+
+    max_batch: int = 32  # items per forward pass
+    max_wait_ms: float = 5.0  # how long the first queued item waits for others to join its batch
+    max_items: int = 64  # items per /v1/predict request
+    max_body_bytes: int = 4 * 2**20  # bytes per request body (413 above)
+    max_queue: int = 1024  # items waiting for the model before new requests get 503
+    max_indexes: int = 8  # search indexes kept in memory
+    max_index_items: int = 5000  # codes per search index
+    max_top_k: int = 100  # hits per search
+
+    def __post_init__(self) -> None:
+        bad = [f.name for f in fields(self) if getattr(self, f.name) <= 0]
+        if bad:
+            raise ConfigError(f"serve limits must be positive: {', '.join(bad)}")

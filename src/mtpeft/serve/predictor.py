@@ -1,0 +1,137 @@
+"""A finished run loaded once for inference: inputs -> tokens -> ONE backbone pass -> per-task heads.
+
+Used alike by `mtpeft predict`, the HTTP service and the benchmark, so they answer identically. It
+reuses training's tokenisation (:func:`~mtpeft.data.encode.tokenize`), padding and the evaluation
+runner's embedding code, so its probabilities equal `mtpeft eval`'s on the same inputs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtpeft.data.collate import pad
+from mtpeft.data.encode import tokenize, truncated
+from mtpeft.errors import ConfigError
+from mtpeft.evaluate.runner import embed
+from mtpeft.serve.schemas import Ident, input_fields, tasks_of
+from mtpeft.tasks.spec import TaskKind
+from mtpeft.train.artifacts import TrainedRun, load_trained
+from mtpeft.train.loop import make_accelerator
+
+MERGEABLE = ("lora", "ia3")  # peft methods whose weights fold into the base weights
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One input as tokens: what the request queue holds."""
+
+    task: str
+    ids: list[int]
+    truncated: bool
+    ident: Ident | None = None
+
+
+class Predictor:
+    """Answers inputs of every task of one run with one shared backbone.
+
+    Args:
+        trained: the run, as :func:`~mtpeft.train.artifacts.load_trained` rebuilds it.
+        merge: fold LoRA/IA3 weights into the base weights (peft ``merge_and_unload``): the same
+            outputs without the adapter's extra matmuls.
+    """
+
+    def __init__(self, trained: TrainedRun, merge: bool = False) -> None:
+        config, built = trained.config, trained.built
+        self.name, self.model_name = config.name, config.model
+        self.model = built.model
+        self.tokenizer = built.backbone.tokenizer
+        self.pad_id = built.pad_id
+        self.specs = {name: data.spec for name, data in built.tasks.items()}
+        self.thresholds = trained.thresholds
+        self.max_length = config.train.max_length
+        self._tokenizer_lock = threading.Lock()
+        if merge:
+            self.model.encoder = merge_adapter(self.model.encoder, config.method)
+        accelerator = make_accelerator(config)  # the device and autocast `mtpeft eval` would use
+        self.device, self.autocast = accelerator.device, accelerator.autocast
+        self.precision = str(accelerator.mixed_precision)  # "bf16" (autocast) or "no"
+        self.model.to(self.device).eval()
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, merge: bool = False) -> Predictor:
+        """Load a run directory (without its training data, which a deployment need not have)."""
+        return cls(load_trained(Path(run_dir), with_data=False), merge=merge)
+
+    def retrieval_tasks(self) -> list[str]:
+        return tasks_of(self.specs, TaskKind.RETRIEVAL)
+
+    def check_task(self, task: str) -> TaskKind:
+        if task not in self.specs:
+            raise ConfigError(f"--task {task!r}: the run has tasks {', '.join(sorted(self.specs))}")
+        return self.specs[task].kind
+
+    def encode(self, task: str, inputs: Sequence[Any]) -> list[Encoded]:
+        """Tokenise inputs of one task (objects with the kind's fields, see ``schemas.INPUTS``); thread-safe."""
+        names = input_fields(self.check_task(task))
+        texts = [getattr(x, names[0]) for x in inputs]
+        pairs = [getattr(x, names[1]) for x in inputs] if len(names) > 1 else None
+        ids, cut = self._tokenize(texts, pairs)
+        return [Encoded(task, row, flag, getattr(x, "id", None)) for row, flag, x in zip(ids, cut, inputs, strict=True)]
+
+    def encode_mixed(self, items: Sequence[Any]) -> list[Encoded]:
+        """Tokenise items that each name their ``task``, keeping their order."""
+        out: dict[int, Encoded] = {}
+        for task in dict.fromkeys(item.task for item in items):
+            rows = [i for i, item in enumerate(items) if item.task == task]
+            out.update(zip(rows, self.encode(task, [items[i] for i in rows]), strict=True))
+        return [out[i] for i in range(len(items))]
+
+    @torch.no_grad()
+    def forward(self, items: list[Encoded]) -> list[torch.Tensor]:
+        """ONE backbone pass over items of any tasks; per item, its head's logit or embedding (on the CPU)."""
+        ids, mask = pad([item.ids for item in items], self.pad_id)
+        with self.autocast():
+            outputs = self.model.forward_mixed([item.task for item in items], ids.to(self.device),
+                                               mask.to(self.device))
+        return [out.float().cpu() for out in outputs]
+
+    def classify(self, item: Encoded, logit: torch.Tensor) -> dict[str, Any]:
+        """The answer to one classification item: the run's tuned threshold decides the label."""
+        probability = float(torch.sigmoid(logit))
+        return answer_row(item, label=int(probability >= self.thresholds.get(item.task, 0.5)), probability=probability)
+
+    def embed_pool(self, codes: list[str], batch_size: int) -> tuple[dict[str, torch.Tensor], list[bool]]:
+        """Pool embeddings per retrieval task ``{task: (len(codes), dim)}``, and which codes were cut."""
+        ids, cut = self._tokenize(codes)
+        with self.autocast():
+            vectors = {task: embed(self.model, task, ids, self.pad_id, batch_size, self.device)
+                       for task in self.retrieval_tasks()}
+        return vectors, cut
+
+    def _tokenize(self, texts: list[str], pairs: list[str] | None = None) -> tuple[list[list[int]], list[bool]]:
+        # A fast tokenizer keeps its truncation setting as shared state, and `truncated` switches it off for a
+        # moment: two threads tokenising at once could get untruncated ids. The server tokenises in threads.
+        with self._tokenizer_lock:
+            ids = tokenize(self.tokenizer, texts, self.max_length, pairs)
+            return ids, truncated(self.tokenizer, texts, ids, self.max_length, pairs)
+
+
+def answer_row(item: Encoded, **fields: Any) -> dict[str, Any]:
+    """``{id (when given), task, **fields, truncated}``: the shape of every answer, CLI and HTTP alike."""
+    head = {"id": item.ident} if item.ident is not None else {}
+    return {**head, "task": item.task, **fields, "truncated": item.truncated}
+
+
+def merge_adapter(encoder: nn.Module, method: str) -> nn.Module:
+    """The encoder with its adapter folded into the base weights (no adapter layers left)."""
+    if method not in MERGEABLE or not hasattr(encoder, "merge_and_unload"):
+        raise ConfigError(f"--merge: a {method!r} run cannot be merged into the base weights (only "
+                          f"{', '.join(MERGEABLE)} can); serve it without --merge")
+    return encoder.merge_and_unload()

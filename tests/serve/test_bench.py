@@ -1,0 +1,29 @@
+"""bench/serve.py runs end to end on the tiny run, and its per-task-adapter baseline answers like the shared model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_benchmark_runs_and_its_baseline_agrees(tiny_run, tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_serve", ROOT / "bench" / "serve.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_serve", bench)  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    report = bench.main(["--run", str(tiny_run), "--requests", "8", "--items", "3", "--concurrency", "2",
+                         "--rounds", "2", "--warmup", "1", "--out", str(out)])
+    assert json.loads(out.read_text()) == report
+    results = report["results"]
+    assert set(results) == {"shared", "switched", "merged"}
+    for row in results.values():
+        assert row["requests"] == 8 and row["items"] == 24 and row["items_per_s"] > 0
+        assert row["latency_p99_ms"] >= row["latency_p50_ms"] > 0
+    # the baseline runs one backbone pass per task in a batch; the shared model one per batch
+    assert results["switched"]["backbone_passes"] >= results["shared"]["backbone_passes"]
+    assert results["switched"]["backbone_passes"] > results["switched"]["batches"]
+    assert max(report["max_abs_probability_difference_vs_shared"].values()) < 1e-4  # fp32 run: copies agree
