@@ -55,7 +55,7 @@ def test_bad_shard_is_explained(text: str) -> None:
 
 @pytest.mark.parametrize(("override", "message"), [
     ("tasks=[search, clone]", "clone not in the base config"),
-    ("tasks=[search]", "mft needs two or more tasks"),
+    ("tasks=[search]", "mft and pair need two or more tasks"),
     ("method_overrides={adaptor: [train.lr=1]}", "unknown method adaptor; valid: .*parallel_adapter"),
     ("overrides=[train.lr=abc]", "override train.lr=abc: train.lr"),
     ("axes.method=[lora, lora]", "unique"),
