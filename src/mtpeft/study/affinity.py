@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain, count, islice
 
 import numpy as np
 import torch
@@ -54,8 +55,9 @@ def estimate_affinity(config: RunConfig, steps: int = 20, lookahead_lr: float | 
     shared = [p for p in model.encoder.parameters() if p.requires_grad]
     optimizer = make_optimizer(model.encoder, [model.heads], config.train)
     lengths = {t: built.encoded[t]["train"].lengths() for t in tasks}
-    plan = [step for epoch in range(steps) for step in epoch_plan(
-        lengths, config.train.batch_size, "round_robin", 1.0, config.train.seed, epoch)][:steps]
+    epochs = (epoch_plan(lengths, config.train.batch_size, "round_robin", 1.0, config.train.seed, epoch)
+              for epoch in count())
+    plan = list(islice(chain.from_iterable(epochs), steps))
     flops = flop_model(model.encoder, built.backbone.model.config)
     cosine, lookahead, spent = np.zeros((len(tasks),) * 2), np.zeros((len(tasks),) * 2), 0
     for step in tqdm(plan, desc="affinity warm-up", disable=not progress, dynamic_ncols=True):
