@@ -49,7 +49,7 @@ def forest(rows: list[DeltaRow], path: Path, title: str) -> None:
     ax.axvline(0, color="grey", linewidth=1)
     ax.set_yticks(range(len(rows)), [f"{r.a[0].upper()} {r.a[1]}/{r.a[2]} · {r.task}" for r in reversed(rows)],
                   fontsize=7)
-    ax.set_xlabel("delta of the task's test metric (red: p < 0.05)")
+    ax.set_xlabel("delta of the task's test metric (red: paired bootstrap p < 0.05)")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

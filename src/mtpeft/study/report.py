@@ -102,10 +102,11 @@ def score_table(rows: list[ScoreRow], tasks: list[str], setting: str) -> Table:
 def delta_table(name: str, title: str, rows: list[DeltaRow]) -> Table:
     body = [[f"{r.a[0].upper()} {r.a[1]}", f"{r.a[2]} - {r.b[2]}" if r.a[2] != r.b[2] else r.a[2], r.task,
              r.metric, _mean_std(r.seeds, signed=True), _interval(r.seeds["low"], r.seeds["high"]),
-             _interval(r.paired.low, r.paired.high), r.paired.test, _p(r.paired.p_value), r.paired.n]
+             _interval(r.paired.low, r.paired.high), _p(r.paired.p_value), _p(r.paired.p_mcnemar), r.paired.n]
             for r in rows]
     return Table(name, title, ["setting/model", "comparison", "task", "metric", "Δ mean ± std over seeds",
-                               "95% CI (seeds)", "95% CI (bootstrap)", "test", "p", "n pairs"], body)
+                               "95% CI (seeds)", "95% CI (bootstrap)", "p (bootstrap)", "p (McNemar)", "n pairs"],
+                 body)
 
 
 def ledger_table(prints: dict[Any, Footprint]) -> Table:
@@ -159,10 +160,12 @@ def render(study_dir: Path, records: list[RunRecord], unfinished: list[str], tab
         if name in by_name:
             parts += [f"## {by_name[name].title}", "", by_name[name].markdown(), ""]
     parts += ["## Paired comparisons", "",
-              "Per-seed deltas use each run's own test score; the interval and test pool the paired test examples "
-              "of every shared seed. Classification: McNemar's exact test on per-example correctness (it tests "
-              "accuracy disagreements, also for F1 tasks). MRR: paired bootstrap over queries (2,000 resamples). "
-              "Seeds also change the data split, so seed spread includes data variance.", ""]
+              "Per-seed deltas use each run's own test score; the interval and the tests pool the paired test "
+              "examples of every shared seed. *p (bootstrap)*: paired bootstrap of the task's own metric (2,000 "
+              "resamples of test examples or queries). *p (McNemar)*: McNemar's exact test on per-example "
+              "correctness, for classification; it tests accuracy disagreements, so on a rare-positive F1 task it "
+              "can be small while F1 does not move. Seeds also change the data split, so the seed spread includes "
+              "data variance.", ""]
     for name in ("delta_peft_vs_full", "delta_mft_vs_sft"):
         table = by_name[name]
         parts += [f"### {table.title}", "", table.markdown() if table.rows else "_no pairs in this study_", ""]

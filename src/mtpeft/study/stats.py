@@ -1,8 +1,8 @@
 """Paired significance tests and intervals for comparing two runs on the same test examples.
 
-Classification: McNemar's exact test on per-example correctness (the discordant pairs follow
-Binomial(b + c, 1/2) under the null). Any metric, MRR included: a paired bootstrap that resamples
-test examples (queries) and recomputes the metric for both systems on the same resample.
+Any metric (accuracy, F1, MRR): a paired bootstrap that resamples test examples (queries) and
+recomputes the metric for both systems on the same resample. Classification also gets McNemar's exact
+test on per-example correctness (the discordant pairs follow Binomial(b + c, 1/2) under the null).
 """
 
 from __future__ import annotations
@@ -65,26 +65,29 @@ class Comparison:
     delta: float  # metric(a) - metric(b) on the paired examples
     low: float  # 95% bootstrap interval of the delta
     high: float
-    p_value: float
-    test: str
+    p_value: float  # paired bootstrap on the task's metric itself
+    p_mcnemar: float  # McNemar on per-example correctness (classification; nan for retrieval)
 
 
 def compare(outcomes: PairedOutcomes, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> Comparison:
-    """Delta a - b with a bootstrap interval; McNemar's p for classification, bootstrap p for MRR."""
+    """Delta a - b with a bootstrap interval and p-value on the metric; McNemar's p for classification.
+
+    The two tests can disagree on F1 tasks: McNemar counts examples one system gets right and the
+    other wrong (accuracy), while a rare-positive F1 may not move at all.
+    """
     n = len(outcomes)
     if n == 0:
-        return Comparison(0, float("nan"), float("nan"), float("nan"), float("nan"), "none")
+        return Comparison(0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
     score_a, score_b = outcomes.scores()
     rng = np.random.default_rng(seed)
     boot_a, boot_b = outcomes.scores(rng.integers(0, n, size=(samples, n)))
     deltas = boot_a - boot_b
     low, high = np.percentile(deltas, [2.5, 97.5])
-    if outcomes.labels is None:
-        p_value, test = bootstrap_p(deltas), "paired bootstrap"
-    else:
+    p_mcnemar = float("nan")
+    if outcomes.labels is not None:
         correct_a, correct_b = outcomes.a == outcomes.labels, outcomes.b == outcomes.labels
-        p_value, test = mcnemar(int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())), "McNemar"
-    return Comparison(n, float(score_a[0] - score_b[0]), float(low), float(high), p_value, test)
+        p_mcnemar = mcnemar(int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum()))
+    return Comparison(n, float(score_a[0] - score_b[0]), float(low), float(high), bootstrap_p(deltas), p_mcnemar)
 
 
 def mcnemar(only_a: int, only_b: int) -> float:
