@@ -44,7 +44,7 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
                 codes = _embed(model, task, split.pair_ids, pad_id, batch_size, device)
             return SplitOutput(split.kind, split.example_ids, scores=(queries @ codes.T).numpy())
         probs = np.zeros(len(split), dtype=np.float64)
-        for chunk in _length_sorted_chunks(split.ids, batch_size):
+        for chunk in length_sorted_chunks(split.ids, batch_size):
             batch = collate(split, chunk, pad_id).to(device)
             with autocast():
                 logits = model(task, batch)["logits"]
@@ -57,13 +57,14 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
 def _embed(model: Any, task: str, sequences: list[list[int]], pad_id: int, batch_size: int,
            device: Any) -> torch.Tensor:
     out = torch.zeros(len(sequences), model.heads[task].proj.out_features)
-    for chunk in _length_sorted_chunks(sequences, batch_size):
+    for chunk in length_sorted_chunks(sequences, batch_size):
         ids, mask = pad([sequences[i] for i in chunk], pad_id)
         out[chunk] = model.embed(task, ids.to(device), mask.to(device)).float().cpu()
     return out
 
 
-def _length_sorted_chunks(sequences: list[list[int]], batch_size: int) -> list[list[int]]:
+def length_sorted_chunks(sequences: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Indices of ``sequences`` in batches of similar length, shortest first: little padding per batch."""
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 

@@ -10,8 +10,12 @@ import yaml
 
 from mtpeft.errors import RunError
 from mtpeft.io import read_json
+from mtpeft.prompting.record import KIND as PROMPT
 from mtpeft.tasks.readers.base import iter_jsonl
 from mtpeft.train.artifacts import REQUIRED
+
+PROMPT_REQUIRED = ("config.yaml", "metrics.json", "ledger.json")
+"""A prompting run (``mtpeft prompt``) trains and stores nothing: no heads, no adapter."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,14 @@ class RunRecord:
         return sorted(self.metrics["tasks"])
 
     @property
+    def is_prompt(self) -> bool:
+        return self.ledger.get("run_info", {}).get("kind") == PROMPT
+
+    @property
     def setting(self) -> str:
+        """``prompt`` for prompting runs (their own table, never paired with training runs), else MFT/SFT."""
+        if self.is_prompt:
+            return PROMPT
         return "mft" if len(self.tasks) > 1 else "sft"
 
     @property
@@ -38,11 +49,11 @@ class RunRecord:
 
     @property
     def method(self) -> str:
-        return str(self.config["method"])
+        return str(self.ledger["run_info"]["method"] if self.is_prompt else self.config["method"])
 
     @property
     def seed(self) -> int:
-        return int(self.config["train"]["seed"])
+        return int(self.config["seed"] if self.is_prompt else self.config["train"]["seed"])
 
     def score(self, task: str, split: str = "test") -> float:
         info = self.metrics["tasks"][task]
@@ -61,10 +72,11 @@ class RunRecord:
 
 
 def is_complete(run_dir: Path) -> bool:
-    """Finished: the loop wrote every file and marked the run complete (its last write)."""
-    status = run_dir / "run.json"
-    return (status.is_file() and read_json(status).get("status") == "complete"
-            and all((run_dir / f).exists() for f in REQUIRED))
+    """Finished: the loop (or ``mtpeft prompt``) wrote every file and marked the run complete (its last write)."""
+    path = run_dir / "run.json"
+    status = read_json(path) if path.is_file() else {}
+    required = PROMPT_REQUIRED if status.get("kind") == PROMPT else REQUIRED
+    return status.get("status") == "complete" and all((run_dir / f).exists() for f in required)
 
 
 def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
