@@ -55,3 +55,16 @@ def test_generation_reports_the_first_step_probability_and_counts_usage(lm: Caus
     np.testing.assert_allclose(p_yes, lm.score_yes(batch, batch_size=3), atol=1e-5)
     assert 0 < lm.usage.generated_tokens - before <= 9
     assert lm.usage.forward_flops > 0 and lm.usage.padded_tokens >= lm.usage.prompt_tokens
+
+
+def test_shared_prefix_scoring_equals_scoring_each_prompt(lm: CausalLM) -> None:
+    head = prompts(lm)[1]
+    groups = [[head + [300 + i] * n for i, n in enumerate((1, 4, 2))],  # one shared beginning, suffixes vary
+              [[*head[:20], 400], [*head[:20], 400]],  # identical prompts: the last token is still scored
+              [head]]
+    before = lm.usage.prompt_tokens
+    shared = lm.score_yes_shared(groups, batch_size=2)
+    processed = lm.usage.prompt_tokens - before
+    for group, got in zip(groups, shared, strict=True):
+        np.testing.assert_allclose(got, lm.score_yes(group, batch_size=4), atol=1e-5)
+    assert processed == (len(head) + 7) + (20 + 2) + len(head)  # each shared beginning counted once

@@ -2,12 +2,16 @@
 
 Every call pads on the LEFT (all rows end at the same column, where the next token is predicted) and
 passes position ids that start at each row's first real token, so a padded row gets exactly the
-logits it would get alone. Every call also adds to :class:`Usage`: prompt tokens, padded positions,
+logits it would get alone. Prompts that share a long beginning (the candidates of one code-search
+query, behind the same demonstrations) can be scored with that beginning computed once and its
+key/value cache reused. Every call adds to :class:`Usage`: tokens processed, padded positions,
 generated tokens and the analytic forward FLOPs (``mtpeft.ledger.flops``) of what ran.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import time
 import warnings
 from dataclasses import dataclass
@@ -34,7 +38,7 @@ class Usage:
     """What the model processed: the inference side of the ledger."""
 
     prompts: int = 0
-    prompt_tokens: int = 0  # real tokens of the prompts
+    prompt_tokens: int = 0  # real tokens processed (a shared prefix once per group)
     padded_tokens: int = 0  # positions computed, padding included
     generated_tokens: int = 0
     forward_flops: int = 0
@@ -99,6 +103,8 @@ class CausalLM:
         self.head_weights = self.model.get_output_embeddings().weight.numel()
         self.usage = Usage()
         self.progress = progress
+        # transformers 5.x renamed the forward's `past_key_values` argument to `cache`
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     @property
     def parameters(self) -> int:
@@ -128,7 +134,8 @@ class CausalLM:
             p_yes[chunk] = yes_probability(out.scores[0], self.label_ids).numpy()
             for row, i in enumerate(chunk):
                 answers[i] = self.tokenizer.decode(new[row], skip_special_tokens=True).strip()
-            self._count(ids, mask, steps=new.shape[1], generated=int((new != settings.pad_token_id).sum()))
+            self._count(int(mask.sum()), *ids.shape, steps=new.shape[1],
+                        generated=int((new != settings.pad_token_id).sum()))
         return answers, p_yes
 
     @torch.no_grad()
@@ -140,8 +147,39 @@ class CausalLM:
             logits = self.model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
                                 logits_to_keep=1).logits[:, -1]
             p_yes[chunk] = yes_probability(logits, self.label_ids).numpy()
-            self._count(ids, mask, steps=1, generated=0)
+            self._count(int(mask.sum()), *ids.shape, steps=1)
         return p_yes
+
+    @torch.no_grad()
+    def score_yes_shared(self, groups: list[list[list[int]]], batch_size: int,
+                         desc: str = "score") -> list[np.ndarray]:
+        """:meth:`score_yes` for groups of prompts: each group's longest common prefix runs once, and every
+        prompt of the group continues from its key/value cache (same probabilities, far fewer tokens)."""
+        from transformers import DynamicCache
+
+        out = []
+        start = time.perf_counter()
+        self.usage.prompts += sum(len(g) for g in groups)
+        for group in tqdm(groups, desc=desc, disable=not self.progress, dynamic_ncols=True, leave=False):
+            shared = min(_common_prefix(group), min(map(len, group)) - 1)  # every prompt keeps a token to score
+            prefix = DynamicCache(config=self.model.config)
+            self.model(input_ids=torch.tensor([group[0][:shared]]), use_cache=True, logits_to_keep=1,
+                       **{self._cache_arg: prefix})
+            self._count(shared, 1, shared, steps=1)
+            suffixes = [prompt[shared:] for prompt in group]
+            p_yes = np.zeros(len(group))
+            for chunk in length_sorted_chunks(suffixes, batch_size):
+                ids, mask = pad([suffixes[i] for i in chunk], self.tokenizer.pad_token_id, left=True)
+                cache = copy.deepcopy(prefix)  # the forward appends to it
+                cache.batch_repeat_interleave(len(chunk))
+                full_mask = torch.cat([torch.ones(len(chunk), shared, dtype=mask.dtype), mask], dim=1)
+                logits = self.model(input_ids=ids, attention_mask=full_mask, position_ids=shared + _positions(mask),
+                                    use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1]
+                p_yes[chunk] = yes_probability(logits, self.label_ids).numpy()
+                self._count(int(mask.sum()), *ids.shape, steps=1, context=shared)
+            out.append(p_yes)
+        self.usage.time_s += time.perf_counter() - start
+        return out
 
     @torch.no_grad()
     def embed(self, texts: list[str], max_tokens: int, batch_size: int, desc: str = "embed") -> torch.Tensor:
@@ -154,7 +192,7 @@ class CausalLM:
             hidden = self.model.base_model(input_ids=ids, attention_mask=mask,
                                            position_ids=_positions(mask)).last_hidden_state
             out[chunk] = pool("mean", hidden, mask).float()
-            self._count(ids, mask, steps=0, generated=0)
+            self._count(int(mask.sum()), *ids.shape, steps=0)
         return torch.nn.functional.normalize(out, dim=-1)
 
     def _chunks(self, sequences: list[list[int]], batch_size: int, desc: str) -> Any:
@@ -164,17 +202,27 @@ class CausalLM:
         yield from tqdm(chunks, desc=desc, disable=not self.progress, dynamic_ncols=True, leave=False)
         self.usage.time_s += time.perf_counter() - start
 
-    def _count(self, ids: torch.Tensor, mask: torch.Tensor, steps: int, generated: int) -> None:
-        """Tokens, and forward FLOPs of a prefill over ``ids`` plus ``steps`` positions read off the LM head;
-        after the first, each decoding step is one more position attending to all before it (KV cache)."""
-        rows, length = ids.shape
-        self.usage.prompt_tokens += int(mask.sum())
+    def _count(self, real: int, rows: int, length: int, steps: int, generated: int = 0, context: int = 0) -> None:
+        """Tokens and forward FLOPs of a forward over ``rows x length`` positions that attend to ``context``
+        cached positions and to each other, plus ``steps`` positions read off the LM head; after the first,
+        each decoding step is one more position attending to all before it (KV cache)."""
+        self.usage.prompt_tokens += real
         self.usage.padded_tokens += rows * length
         self.usage.generated_tokens += generated
-        flops = self.flops.forward(rows * length, rows * length * length)
+        flops = self.flops.forward(rows * length, rows * length * (context + length))
         for step in range(1, steps):
-            flops += self.flops.forward(rows, rows * (length + step))
+            flops += self.flops.forward(rows, rows * (context + length + step))
         self.usage.forward_flops += flops + 2 * self.head_weights * rows * steps
+
+
+def _common_prefix(sequences: list[list[int]]) -> int:
+    """Length of the longest beginning every sequence shares."""
+    n = 0
+    for column in zip(*sequences, strict=False):
+        if any(token != column[0] for token in column):
+            break
+        n += 1
+    return n
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:

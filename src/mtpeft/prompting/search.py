@@ -3,7 +3,8 @@
 1. Queries and codes are embedded with the causal LM's mean-pooled last hidden states (masked) and
    every query ranks the whole pool by cosine similarity.
 2. The top ``rerank_top`` candidates of each query are re-ranked by P(yes) to "Does this code match the
-   description?" (label-word scoring, in both modes; ties keep the embedding order).
+   description?" (label-word scoring, in both modes; ties keep the embedding order). A query's prompts
+   share their beginning (demonstrations, question, description), which is computed once.
 3. Candidates below the re-ranked ones keep their embedding order, so MRR is over the whole pool, like
    a fine-tuned run's. The embedding-only MRR is reported beside it (``embedding_mrr``).
 """
@@ -35,12 +36,14 @@ def prompt_search(lm: CausalLM, data: TaskData, config: PromptConfig, template: 
     picker = DemonstrationPicker(data.splits["train"], data.spec.kind, config.shots, config.demonstrations,
                                  config.balanced, config.seed)
     builder = PromptBuilder(lm.tokenizer, template, config.max_length, config.max_code_tokens)
-    prompts = []
+    groups = []
     for i, ex in enumerate(examples):
         demos = picker.pick(ex)
-        prompts += [builder.build({"text": ex.text, "text_pair": examples[j].text_pair or ""}, demos)
-                    for j in top[i]]
-    p_yes = lm.score_yes([p.ids for p in prompts], batch, desc=f"{name} re-rank").reshape(top.shape)
+        groups.append([builder.build({"text": ex.text, "text_pair": examples[j].text_pair or ""}, demos)
+                       for j in top[i]])
+    # a query's prompts differ only from its candidate code on: their shared beginning runs once
+    p_yes = np.stack(lm.score_yes_shared([[p.ids for p in g] for g in groups], batch, desc=f"{name} re-rank"))
+    prompts = [p for g in groups for p in g]
 
     output = SplitOutput(data.spec.kind, [ex.id for ex in examples], scores=rerank_scores(cosine, top, p_yes))
     rows = prediction_rows(output)
