@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from mtpeft.errors import ConfigError
 from mtpeft.prompting.demonstrations import Demonstration
 from mtpeft.prompting.templates import Template
@@ -28,6 +30,13 @@ class Prompt:
     ids: list[int]
     shots: int  # demonstrations that fit
     truncated: bool  # the input's code was cut
+
+
+def prompt_stats(prompts: list[Prompt]) -> dict[str, float]:
+    """Diagnostics for metrics.json: demonstrations that fit, share of inputs cut, tokens per prompt."""
+    return {"mean_shots": float(np.mean([p.shots for p in prompts])),
+            "truncated_rate": float(np.mean([p.truncated for p in prompts])),
+            "mean_prompt_tokens": float(np.mean([len(p.ids) for p in prompts]))}
 
 
 class PromptBuilder:

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mtpeft.evaluate.runner import SplitOutput, prediction_rows
-from mtpeft.prompting.assemble import PromptBuilder
+from mtpeft.prompting.assemble import PromptBuilder, prompt_stats
 from mtpeft.prompting.config import PromptConfig
 from mtpeft.prompting.demonstrations import DemonstrationPicker
 from mtpeft.prompting.lm import CausalLM
@@ -30,14 +30,12 @@ def prompt_classification(lm: CausalLM, data: TaskData, config: PromptConfig, te
     prompts = [builder.build(fields_of(ex), picker.pick(ex))
                for ex in tqdm(examples, desc=f"{name} prompts", disable=not lm.progress, leave=False)]
     ids = [p.ids for p in prompts]
-    extra = {"mean_shots": float(np.mean([p.shots for p in prompts])),
-             "truncated_rate": float(np.mean([p.truncated for p in prompts])),
-             "mean_prompt_tokens": float(np.mean([len(i) for i in ids]))}
+    extra = prompt_stats(prompts)
     answers: list[str] | None = None
     if config.mode == "generate":
         answers, p_yes = lm.generate(ids, config.max_new_tokens, config.batch_size, desc=f"{name} generate")
-        labels, extra["unparseable_rate"] = decide(answers, config.parse_rule)
-        probabilities = np.asarray(labels, dtype=np.float64)
+        predicted, extra["unparseable_rate"] = decide(answers, config.parse_rule)
+        probabilities = np.asarray(predicted, dtype=np.float64)
     else:
         p_yes = probabilities = lm.score_yes(ids, config.batch_size, desc=f"{name} score")
     output = SplitOutput(data.spec.kind, [ex.id for ex in examples],

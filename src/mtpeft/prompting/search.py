@@ -15,7 +15,7 @@ import numpy as np
 
 from mtpeft.evaluate.metrics import retrieval_ranks, retrieval_scores
 from mtpeft.evaluate.runner import SplitOutput, prediction_rows
-from mtpeft.prompting.assemble import PromptBuilder
+from mtpeft.prompting.assemble import PromptBuilder, prompt_stats
 from mtpeft.prompting.config import PromptConfig
 from mtpeft.prompting.demonstrations import DemonstrationPicker
 from mtpeft.prompting.lm import CausalLM
@@ -43,18 +43,13 @@ def prompt_search(lm: CausalLM, data: TaskData, config: PromptConfig, template: 
                        for j in top[i]])
     # a query's prompts differ only from its candidate code on: their shared beginning runs once
     p_yes = np.stack(lm.score_yes_shared([[p.ids for p in g] for g in groups], batch, desc=f"{name} re-rank"))
-    prompts = [p for g in groups for p in g]
 
     output = SplitOutput(data.spec.kind, [ex.id for ex in examples], scores=rerank_scores(cosine, top, p_yes))
     rows = prediction_rows(output)
     for row, rank in zip(rows, retrieval_ranks(cosine), strict=True):
         row["embedding_rank"] = int(rank)
-    return TaskResult(output, rows, {
-        "embedding_mrr": retrieval_scores(cosine)["mrr"],
-        "mean_shots": float(np.mean([p.shots for p in prompts])),
-        "truncated_rate": float(np.mean([p.truncated for p in prompts])),
-        "mean_prompt_tokens": float(np.mean([len(p.ids) for p in prompts])),
-    })
+    return TaskResult(output, rows, {"embedding_mrr": retrieval_scores(cosine)["mrr"],
+                                     **prompt_stats([p for g in groups for p in g])})
 
 
 def rerank_scores(cosine: np.ndarray, top: np.ndarray, p_yes: np.ndarray) -> np.ndarray:
