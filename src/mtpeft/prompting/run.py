@@ -1,8 +1,8 @@
 """``mtpeft prompt``: prompt a causal LM on a config's tasks and write a run directory like a training run's.
 
     1) tasks and templates are resolved (a bad template fails before anything loads)
-    2) data is read exactly as a training run with the same seed reads it (same splits, caps, test hashes)
-    3) the model is loaded; the token budget is checked against its context
+    2) the model is loaded; the token budget is checked against its context
+    3) data is read exactly as a training run with the same seed reads it (same splits, caps, test hashes)
     4) each task is prompted: classification (generate or score) or two-stage code search
     5) metrics.json (the shared metrics plus prompting diagnostics), predictions, ledger.json, and
        run.json last: the directory appears whole, or not at all
@@ -41,13 +41,13 @@ def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool 
     specs = {t.name: resolve_spec(t) for t in config.tasks}
     templates = {name: load_template(spec, config.template_path(name)) for name, spec in specs.items()}
 
-    # 2) data
-    data_config = config.data_config()
-    tasks = {t.name: load_task(t, data_config) for t in config.tasks}
-
-    # 3) model
+    # 2) model
     lm = CausalLM(config.model, progress=progress)
     lm.check_budget(config.max_length, config.max_new_tokens)
+
+    # 3) data
+    data_config = config.data_config()
+    tasks = {t.name: load_task(t, data_config) for t in config.tasks}
 
     # 4) prompt every task
     results = {}
