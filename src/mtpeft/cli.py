@@ -124,6 +124,20 @@ def pairs(
 
 @app.command()
 @user_errors
+def prompt(
+    config: Annotated[Path, typer.Argument(help="Prompt config (YAML): a causal LM, tasks, shots, mode.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. shots=4 mode=score")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+) -> None:
+    """Prompt a causal LM zero- or few-shot on the config's tasks (no training); writes a run directory."""
+    from mtpeft.console import print_prompt_summary
+    from mtpeft.prompting import load_prompt_config, run_prompting
+
+    print_prompt_summary(run_prompting(load_prompt_config(config, overrides), overwrite=overwrite))
+
+
+@app.command()
+@user_errors
 def report(study_dir: Annotated[Path, typer.Argument(help="Study directory (with runs/).")]) -> None:
     """Rebuild a study's results.csv, tables, plots and report.md from its run directories alone."""
     from mtpeft.study import write_report

@@ -93,6 +93,15 @@ class TrainConfig(_Strict):
     cpu: bool = Field(False, description="Force the CPU even when an accelerator is present.")
 
 
+def unique_task_names(tasks: list[TaskConfig]) -> list[TaskConfig]:
+    """Validator body shared by every config with a task list (runs, prompting)."""
+    names = [t.name for t in tasks]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
+    return tasks
+
+
 class RunConfig(_Strict):
     """A training run: model, PEFT method, tasks, sampling, loss weighting and training settings."""
 
@@ -118,11 +127,7 @@ class RunConfig(_Strict):
     @field_validator("tasks")
     @classmethod
     def _unique_task_names(cls, tasks: list[TaskConfig]) -> list[TaskConfig]:
-        names = [t.name for t in tasks]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
-        return tasks
+        return unique_task_names(tasks)
 
     def run_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
@@ -181,7 +186,7 @@ def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -
     return validate(data, origins, default_origin="config", problems=problems, schema=RunConfig)
 
 
-def dump_config(config: RunConfig) -> str:
+def dump_config(config: BaseModel) -> str:
     """The resolved config as YAML (every default written out), as stored in a run directory."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 

@@ -52,6 +52,26 @@ def print_run_summary(run_dir: Path) -> None:
     console.print(f"run directory: {run_dir}")
 
 
+def print_prompt_summary(run_dir: Path) -> None:
+    metrics = read_json(run_dir / "metrics.json")
+    ledger = read_json(run_dir / "ledger.json")
+    info, t = ledger["run_info"], ledger["train_info"]
+    print_metrics(metrics, title=f"{run_dir} ({info['method']}, {info['model']})")
+    split = info["split"]
+    unparseable = {task: e[split]["unparseable_rate"] for task, e in metrics["tasks"].items()
+                   if "unparseable_rate" in e[split]}
+    if unparseable:
+        console.print("unparseable answers (first word not yes/no): "
+                      + ", ".join(f"{task} {rate:.1%}" for task, rate in unparseable.items()))
+    console.print(
+        f"{t['examples']:,} examples, {t['prompts']:,} prompts, {t['real_tokens']:,} prompt tokens "
+        f"({t['padding_share']:.1%} padding), {t['generated_tokens']:,} generated; "
+        f"{t['flops']['inference_forward'] / 1e12:.1f} inference TFLOPs; wall {t['wall_time_s']:.0f}s "
+        f"(inference {t['inference_time_s']:.0f}s), peak RSS {t['peak_rss_bytes'] / 2**30:.2f} GiB"
+    )
+    console.print(f"run directory: {run_dir}")
+
+
 def print_models() -> None:
     from mtpeft.models.zoo import ZOO
 

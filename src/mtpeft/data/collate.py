@@ -31,14 +31,19 @@ class Batch:
         return Batch(**move)
 
 
-def pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to the longest sequence: ``(ids, mask)`` of shape ``(batch, longest)``."""
+def pad(sequences: list[list[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest sequence: ``(ids, mask)`` of shape ``(batch, longest)``.
+
+    Right padding by default; ``left=True`` for a decoder that predicts after the last position
+    (generation, next-token scoring), so every row ends at the same column.
+    """
     longest = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), longest), dtype=torch.long)
     for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
+        cols = slice(longest - len(seq), longest) if left else slice(0, len(seq))
+        ids[row, cols] = torch.tensor(seq, dtype=torch.long)
+        mask[row, cols] = 1
     return ids, mask
 
 

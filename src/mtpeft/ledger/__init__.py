@@ -7,8 +7,10 @@ from mtpeft.ledger.ledger import (
     count_parameters,
     data_fingerprint,
     dir_bytes,
+    git_commit,
     package_versions,
     peak_rss_bytes,
+    task_fingerprints,
 )
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "data_fingerprint",
     "dir_bytes",
     "flop_model",
+    "git_commit",
     "package_versions",
     "peak_rss_bytes",
+    "task_fingerprints",
 ]

@@ -8,13 +8,18 @@ from __future__ import annotations
 import hashlib
 import platform
 import resource
+import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from mtpeft.tasks import TaskData
 
 _PACKAGES = ("mtpeft", "torch", "transformers", "peft", "accelerate", "safetensors")
 
@@ -74,9 +79,10 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(*extra: str) -> dict[str, str]:
+    """Versions of Python and the packages a run depends on (``extra``: packages only some runs use)."""
     out = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name in (*_PACKAGES, *extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -92,6 +98,28 @@ def data_fingerprint(example_ids: list[str], texts: list[str]) -> str:
         digest.update(b"\0")
         digest.update(text.encode())
     return digest.hexdigest()[:16]
+
+
+def task_fingerprints(tasks: Mapping[str, TaskData]) -> dict[str, dict[str, Any]]:
+    """Per task: examples and content hash of every split, plus where the data came from.
+
+    Every run kind (training, prompting) records the same hashes, so a report can check that runs
+    with the same seed were scored on the same test examples.
+    """
+    return {name: {split: {"examples": len(ex), "sha256_16": data_fingerprint(
+        [e.id for e in ex], [e.text + "\0" + (e.text_pair or "") for e in ex])}
+        for split, ex in data.splits.items()} | {"source": data.source, "path": data.path}
+        for name, data in tasks.items()}
+
+
+def git_commit() -> str | None:
+    """The commit of the installed mtpeft checkout, when it is one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 @dataclass

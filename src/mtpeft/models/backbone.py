@@ -60,7 +60,7 @@ def load_backbone(reference: str, dtype: Any = None) -> Backbone:
     if config.is_encoder_decoder and family != "t5":
         raise ModelError(f"{reference}: encoder-decoder model_type {model_type!r} is not supported; "
                          "supported: T5-family (t5, mt5, umt5, codet5)")
-    with _quiet_transformers():
+    with quiet_transformers():
         model = (T5EncoderModel if family == "t5" else AutoModel).from_pretrained(source, **kwargs)
     if tokenizer.pad_token_id is None:
         # decoders often ship without a pad token; padded positions are masked out anyway
@@ -72,7 +72,7 @@ def load_backbone(reference: str, dtype: Any = None) -> Backbone:
 
 
 @contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Hide load reports and progress bars: an encoder loaded from a seq2seq or LM checkpoint
     always 'misses' the decoder or LM head, which is expected, not a problem."""
     from transformers.utils import logging as hf_logging

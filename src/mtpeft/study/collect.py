@@ -10,9 +10,13 @@ import yaml
 
 from mtpeft.errors import RunError
 from mtpeft.io import read_json
+from mtpeft.prompting.record import KIND as PROMPT
 from mtpeft.study.grid import setting_of
 from mtpeft.tasks.readers.base import iter_jsonl
 from mtpeft.train.artifacts import REQUIRED
+
+PROMPT_REQUIRED = ("config.yaml", "metrics.json", "ledger.json")
+"""A prompting run (``mtpeft prompt``) trains and stores nothing: no heads, no adapter."""
 
 
 @dataclass(frozen=True)
@@ -24,11 +28,15 @@ class RunRecord:
     config: dict[str, Any]
     metrics: dict[str, Any]
     ledger: dict[str, Any]
-    setting: str  # sft, pair, group or mft, from its tasks against all the study's tasks
+    setting: str  # sft, pair, group or mft from its tasks against the study's; prompt for prompting runs
 
     @property
     def tasks(self) -> list[str]:
         return sorted(self.metrics["tasks"])
+
+    @property
+    def is_prompt(self) -> bool:
+        return self.setting == PROMPT
 
     @property
     def model(self) -> str:
@@ -36,11 +44,11 @@ class RunRecord:
 
     @property
     def method(self) -> str:
-        return str(self.config["method"])
+        return str(self.ledger["run_info"]["method"] if self.is_prompt else self.config["method"])
 
     @property
     def seed(self) -> int:
-        return int(self.config["train"]["seed"])
+        return int(self.config["seed"] if self.is_prompt else self.config["train"]["seed"])
 
     def score(self, task: str, split: str = "test") -> float:
         info = self.metrics["tasks"][task]
@@ -59,10 +67,11 @@ class RunRecord:
 
 
 def is_complete(run_dir: Path) -> bool:
-    """Finished: the loop wrote every file and marked the run complete (its last write)."""
-    status = run_dir / "run.json"
-    return (status.is_file() and read_json(status).get("status") == "complete"
-            and all((run_dir / f).exists() for f in REQUIRED))
+    """Finished: the loop (or ``mtpeft prompt``) wrote every file and marked the run complete (its last write)."""
+    path = run_dir / "run.json"
+    status = read_json(path) if path.is_file() else {}
+    required = PROMPT_REQUIRED if status.get("kind") == PROMPT else REQUIRED
+    return status.get("status") == "complete" and all((run_dir / f).exists() for f in required)
 
 
 def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
@@ -77,10 +86,16 @@ def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
             continue
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
         found.append((run_dir, config, read_json(run_dir / "metrics.json"), read_json(run_dir / "ledger.json")))
-    all_tasks = {t for _, _, metrics, _ in found for t in metrics["tasks"]}
-    records = [RunRecord(path.name, path, config, metrics, ledger, setting_of(list(metrics["tasks"]), all_tasks))
+    trained = {t for _, _, metrics, ledger in found if not _prompting(ledger) for t in metrics["tasks"]}
+    records = [RunRecord(path.name, path, config, metrics, ledger,
+                         PROMPT if _prompting(ledger) else setting_of(list(metrics["tasks"]), trained))
                for path, config, metrics, ledger in found]
     return records, unfinished
+
+
+def _prompting(ledger: dict[str, Any]) -> bool:
+    """Prompting runs get their own table and are never paired with training runs."""
+    return ledger.get("run_info", {}).get("kind") == PROMPT
 
 
 def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:

@@ -16,12 +16,21 @@ MARKERS = {"sft": "o", "mft": "s"}
 
 
 def pareto(rows: list[ScoreRow], path: Path) -> None:
-    """Trainable % (log) against macro test score; the line joins the runs no other run beats on both."""
-    points = [(r.trainable_percent, r.macro["mean"], r) for r in rows if not math.isnan(r.macro["mean"])]
+    """Trainable % (log) against macro test score; the line joins the runs no other run beats on both.
+
+    Rows that train nothing (prompting) have no place on a log axis: they are dotted horizontal lines.
+    """
+    scored = [r for r in rows if not math.isnan(r.macro["mean"])]
+    points = [(r.trainable_percent, r.macro["mean"], r) for r in scored if r.trainable_percent > 0]
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
     methods = sorted({r.method for r in rows})
     colors = {m: f"C{i}" for i, m in enumerate(methods)}
+    for row in (r for r in scored if r.trainable_percent == 0):
+        ax.axhline(row.macro["mean"], color=colors[row.method], linestyle=":", linewidth=1,
+                   label=f"{row.model}/{row.method} (nothing trained)")
+    if ax.lines:
+        ax.legend(fontsize=7)
     for x, y, row in points:
         ax.scatter(x, y, marker=MARKERS.get(row.setting, "^"), color=colors[row.method], s=50, zorder=3)
         ax.annotate(f"{row.setting.upper()} {row.model}/{row.method}", (x, y), fontsize=7,

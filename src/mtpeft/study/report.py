@@ -22,9 +22,10 @@ from mtpeft.study.tables import Table
 SPLITS = ("validation", "test")
 LEDGER_COLUMNS = ("trainable_params", "trainable_percent", "stored_bytes", "examples", "real_tokens",
                   "padded_tokens", "train_flops", "train_time_s", "wall_time_s", "peak_rss_bytes")
-MAIN_SETTINGS = ("sft", "mft")
+MAIN_SETTINGS = ("sft", "mft", "prompt")
 SETTING_TITLES = {"mft": "Multi-task fine-tuning (MFT): one run over all tasks",
-                  "sft": "Single-task fine-tuning (SFT): one run per task"}
+                  "sft": "Single-task fine-tuning (SFT): one run per task",
+                  "prompt": "Prompting (no training): `mtpeft prompt` runs, zero- or few-shot"}
 
 
 def write_report(study_dir: Path) -> Path:
@@ -43,7 +44,7 @@ def write_report(study_dir: Path) -> Path:
     saved = savings(prints)
 
     write_text(study_dir / "results.csv", results_csv(records))
-    tables = [*(score_table(rows, tasks, s) for s in ("mft", "sft") if any(r.setting == s for r in rows)),
+    tables = [*(score_table(rows, tasks, s) for s in SETTING_TITLES if any(r.setting == s for r in rows)),
               delta_table("delta_peft_vs_full", "PEFT - Full (same setting, model, seed)", vs_full),
               delta_table("delta_mft_vs_sft", "MFT - SFT (same model, method, seed)", vs_sft),
               ledger_table(prints), savings_table(saved)]
@@ -156,7 +157,7 @@ def render(study_dir: Path, records: list[RunRecord], unfinished: list[str], tab
              + ". Scores are test-split main metrics (accuracy, F1 of the positive class, or MRR over the whole "
                "pool), the mean over seeds ± the sample standard deviation. Every number below is recomputed "
                "from the run directories by `mtpeft report`.", ""]
-    for name in ("mft_results", "sft_results"):
+    for name in (f"{setting}_results" for setting in SETTING_TITLES):
         if name in by_name:
             parts += [f"## {by_name[name].title}", "", by_name[name].markdown(), ""]
     parts += ["## Paired comparisons", "",

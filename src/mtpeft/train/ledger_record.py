@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,12 @@ from mtpeft.io import write_json
 from mtpeft.ledger import (
     TrainCounters,
     count_parameters,
-    data_fingerprint,
     dir_bytes,
     flop_model,
+    git_commit,
     package_versions,
     peak_rss_bytes,
+    task_fingerprints,
 )
 from mtpeft.train.build import Assembled
 from mtpeft.train.checkpoint import LoopState
@@ -74,21 +74,9 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
         },
         "meta_info": {
             "packages": package_versions(),
-            "git_commit": _git_commit(),
-            "data": {name: {split: {"examples": len(ex), "sha256_16": data_fingerprint(
-                [e.id for e in ex], [e.text + "\0" + (e.text_pair or "") for e in ex])}
-                for split, ex in data.splits.items()} | {"source": data.source, "path": data.path}
-                for name, data in built.tasks.items()},
+            "git_commit": git_commit(),
+            "data": task_fingerprints(built.tasks),
         },
     }
     write_json(run_dir / "ledger.json", ledger)
     return ledger
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None

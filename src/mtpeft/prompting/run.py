@@ -1,0 +1,71 @@
+"""``mtpeft prompt``: prompt a causal LM on a config's tasks and write a run directory like a training run's.
+
+    1) tasks and templates are resolved (a bad template fails before anything loads)
+    2) the model is loaded; the token budget is checked against its context
+    3) data is read exactly as a training run with the same seed reads it (same splits, caps, test hashes)
+    4) each task is prompted: classification (generate or score) or two-stage code search
+    5) metrics.json (the shared metrics plus prompting diagnostics), predictions, ledger.json, and
+       run.json last: the directory appears whole, or not at all
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from mtpeft.config import dump_config
+from mtpeft.errors import ConfigError
+from mtpeft.io import atomic_dir, write_json, write_jsonl, write_text
+from mtpeft.prompting.classify import prompt_classification
+from mtpeft.prompting.config import PromptConfig
+from mtpeft.prompting.lm import CausalLM
+from mtpeft.prompting.record import KIND, prompt_ledger
+from mtpeft.prompting.search import prompt_search
+from mtpeft.prompting.templates import load_template
+from mtpeft.tasks import TaskKind, load_task, resolve_spec
+from mtpeft.train.evaluation import summarise
+
+
+def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool = True) -> Path:
+    """Prompt every task of ``config`` and write its run directory; return the directory."""
+    run_dir = config.run_dir()
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise ConfigError(f"{run_dir}: run directory already exists; pass --overwrite to replace it "
+                          "(output_dir=... writes elsewhere)")
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+
+    # 1) tasks and templates
+    specs = {t.name: resolve_spec(t) for t in config.tasks}
+    templates = {name: load_template(spec, config.template_path(name)) for name, spec in specs.items()}
+
+    # 2) model
+    lm = CausalLM(config.model, progress=progress)
+    lm.check_budget(config.max_length, config.max_new_tokens)
+
+    # 3) data
+    data_config = config.data_config()
+    tasks = {t.name: load_task(t, data_config) for t in config.tasks}
+
+    # 4) prompt every task
+    results = {}
+    for name in sorted(tasks):
+        prompt_task = prompt_search if specs[name].kind is TaskKind.RETRIEVAL else prompt_classification
+        results[name] = prompt_task(lm, tasks[name], config, templates[name])
+
+    # 5) write the run directory
+    thresholds = {name: 0.5 for name, spec in specs.items() if spec.is_classification}
+    metrics = summarise(specs, {config.split: {n: r.output for n, r in results.items()}}, thresholds)
+    for name, result in results.items():
+        metrics["tasks"][name][config.split].update(result.extra)
+    ledger = prompt_ledger(config, lm, tasks, templates, time.perf_counter() - start)
+    with atomic_dir(run_dir) as staging:
+        write_text(staging / "config.yaml", dump_config(config))
+        for name, result in results.items():
+            write_jsonl(staging / "predictions" / f"{name}.{config.split}.jsonl", result.rows)
+        write_json(staging / "metrics.json", metrics)
+        write_json(staging / "ledger.json", ledger)
+        write_json(staging / "run.json", {"status": "complete", "kind": KIND, "config": str(run_dir / "config.yaml")})
+    return run_dir
