@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtpeft.errors import ModelError
-from mtpeft.io import atomic_dir
+from mtpeft.io import atomic_dir, read_json, write_json
 from mtpeft.registry import Registry
 
 
@@ -118,8 +118,11 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
     A GGUF-loaded model refuses ``save_pretrained``, so the model is rebuilt from its config and
     the state dict copied in. The folder is written beside ``target`` and renamed when complete.
+    The saved config drops the GGUF ``quantization_config``: the weights are plain fp32 now, and a
+    config that still claims GGUF makes ``Trainer`` and peft refuse to train the model.
     """
     if (target / "config.json").is_file():
+        _drop_quantization_config(target / "config.json")  # caches written before this fix
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -129,8 +132,15 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         rebuilt = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
         rebuilt.load_state_dict(loaded.state_dict())
         rebuilt.save_pretrained(staging)
+        _drop_quantization_config(staging / "config.json")
         AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(staging)
     return target
+
+
+def _drop_quantization_config(path: Path) -> None:
+    config = read_json(path)
+    if config.pop("quantization_config", None) is not None:
+        write_json(path, config)
 
 
 for _entry in (

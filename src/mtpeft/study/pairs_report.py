@@ -50,7 +50,7 @@ def _analysis_section(a: PairsAnalysis, stem: str) -> list[str]:
     estimates = Table("estimates", "", ["estimate", "Spearman rho vs measured", "p", "entries"],
                       [[name, s["rho"], s["p"], s["n"]] for name, s in a.spearman.items()])
     groupings = Table("groupings", "", ["affinities from", "groups", "estimated gain", "search"],
-                      [[name, " | ".join("+".join(g) for g in grouping.groups), grouping.gain, grouping.search]
+                      [[name, "; ".join("+".join(g) for g in grouping.groups), grouping.gain, grouping.search]
                        for name, grouping in a.groupings.items()])
     out = [f"## {a.model} / {a.method}", "", f"![transfer](plots/{stem}.png)", "", "### Transfer matrix (vs alone)",
            "", matrix.markdown(), "", "### Pair score minus the all-task (MFT) score", "", versus_all.markdown(), "",

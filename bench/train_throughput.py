@@ -1,0 +1,147 @@
+"""Benchmark: `mtpeft train` against a plain `transformers.Trainer` + `peft` LoRA baseline, same data.
+
+Both train LoRA (r=16, alpha=16 on the attention query/value projections) on the SAME token sequences:
+the paper's classification tasks (vulnerability, clone, flakiness) read from ../shared/datasets with
+their real length distribution, tokenised and truncated once by mtpeft. The baseline is what a user
+writes with the Transformers docs: `AutoModelForSequenceClassification` + `get_peft_model`, the
+Trainer's default collator (dynamic padding to the longest sequence of each shuffled batch), bf16
+autocast where the CPU has it. mtpeft trains the same examples as a three-task round-robin run.
+
+The two alternate (`--rounds`), so load that comes and goes is shared. Reported per run: real tokens/s
+(padding excluded), examples/s, and for mtpeft the analytic training GFLOP/s (`ledger.json`) and its
+share of this machine's bf16 matmul peak, measured here on 4096x4096 matrices.
+
+Usage:
+    python bench/train_throughput.py --model minilm
+    python bench/train_throughput.py --model smollm2-135m --per-task 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mtpeft.config import load_config
+from mtpeft.io import read_json, write_json
+from mtpeft.train import train
+from mtpeft.train.build import assemble
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ("vulnerability", "clone", "flakiness")
+LORA = {"r": 16, "alpha": 16}
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of the best of ``repeats`` square matmuls."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b  # warm up
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_config(model: str, per_task: int, batch_size: int, max_length: int, out: Path) -> Any:
+    overrides = [f"model={model}", "method=lora", f"method_args={json.dumps(LORA)}", "train.epochs=1",
+                 f"train.batch_size={batch_size}", f"train.max_length={max_length}", "train.warmup_ratio=0",
+                 f"output_dir={out}", "sampling.strategy=round_robin"]
+    config = load_config(ROOT / "configs" / "paper-tasks.yaml", overrides)
+    tasks = [t.model_copy(update={"max_examples": {"train": per_task, "validation": 16, "test": 16}})
+             for t in config.tasks if t.name in TASKS]
+    return config.model_copy(update={"tasks": tasks})
+
+
+def bench_mtpeft(config: Any) -> dict[str, float]:
+    run_dir = train(config, overwrite=True, progress=False)
+    info = read_json(run_dir / "ledger.json")["train_info"]
+    return {"seconds": info["train_time_s"], "real_tokens": info["real_tokens"], "examples": info["examples"],
+            "padded_tokens": info["padded_tokens"], "gflop_per_s": info["flops"]["achieved_gflop_per_s"]}
+
+
+def bench_trainer(config: Any, out: Path) -> dict[str, float]:
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
+
+    built = assemble(config)  # the same token ids mtpeft trains on
+    ids = [seq for t in TASKS for seq in built.encoded[t]["train"].ids]
+    labels = [int(y) for t in TASKS for y in built.encoded[t]["train"].labels]
+    tokenizer = built.backbone.tokenizer
+    model = AutoModelForSequenceClassification.from_pretrained(built.backbone.source, num_labels=2)
+    model.config.pad_token_id = built.pad_id
+    targets = ["query", "value"] if built.backbone.family == "bert" else ["q_proj", "v_proj"]
+    model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=LORA["r"], lora_alpha=LORA["alpha"],
+                                             target_modules=targets))
+    data = [{"input_ids": seq, "attention_mask": [1] * len(seq), "labels": y}
+            for seq, y in zip(ids, labels, strict=True)]
+    args = TrainingArguments(output_dir=str(out / "trainer"), per_device_train_batch_size=config.train.batch_size,
+                             num_train_epochs=1, learning_rate=config.train.lr, bf16=_bf16(), use_cpu=True,
+                             report_to=[], save_strategy="no", logging_strategy="no", seed=config.train.seed,
+                             dataloader_num_workers=0, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=data,
+                      data_collator=DataCollatorWithPadding(tokenizer))
+    seconds = trainer.train().metrics["train_runtime"]
+    return {"seconds": seconds, "real_tokens": sum(map(len, ids)), "examples": len(ids)}
+
+
+def _bf16() -> bool:
+    from mtpeft.train.loop import resolve_precision
+
+    return resolve_precision("auto", torch.device("cpu")) == "bf16"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--per-task", type=int, default=160, help="training examples per task")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-train-throughput.json")
+    args = parser.parse_args()
+
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    results: dict[str, list[dict[str, float]]] = {"mtpeft": [], "trainer": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        config = run_config(args.model, args.per_task, args.batch_size, args.max_length, Path(scratch) / "run")
+        for round_ in range(args.rounds):
+            for name, fn in (("mtpeft", lambda: bench_mtpeft(config)),
+                             ("trainer", lambda: bench_trainer(config, Path(scratch)))):
+                result = fn()
+                result["tokens_per_s"] = result["real_tokens"] / result["seconds"]
+                result["examples_per_s"] = result["examples"] / result["seconds"]
+                results[name].append(result)
+                print(f"round {round_ + 1} {name:8s} {result['tokens_per_s']:8.0f} real tokens/s "
+                      f"{result['examples_per_s']:6.2f} examples/s ({result['real_tokens']:,} tokens in "
+                      f"{result['seconds']:.1f} s)")
+    median = {name: statistics.median(r["tokens_per_s"] for r in runs) for name, runs in results.items()}
+    gflops = statistics.median(r["gflop_per_s"] for r in results["mtpeft"])
+    summary = {"model": args.model, "per_task": args.per_task, "batch_size": args.batch_size,
+               "max_length": args.max_length, "matmul_peak_gflop_per_s": peaks, "runs": results,
+               "median_tokens_per_s": median, "ratio_mtpeft_over_trainer": median["mtpeft"] / median["trainer"],
+               "mtpeft_gflop_per_s": gflops, "mtpeft_share_of_bf16_peak": gflops / peaks["bf16"],
+               "torch_threads": torch.get_num_threads()}
+    write_json(args.out, summary)
+    print(f"median real tokens/s: mtpeft {median['mtpeft']:.0f}, trainer {median['trainer']:.0f} "
+          f"(ratio {summary['ratio_mtpeft_over_trainer']:.2f}x); mtpeft {gflops:.0f} GFLOP/s = "
+          f"{100 * summary['mtpeft_share_of_bf16_peak']:.0f}% of the bf16 matmul peak; written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
