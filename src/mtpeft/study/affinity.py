@@ -80,7 +80,8 @@ def task_gradients(model: nn.Module, batches: dict[str, Batch], shared: list[nn.
         head = list(model.heads[task].parameters())
         loss = model(task, batch)["loss"]
         found = torch.autograd.grad(loss, [*shared, *head], allow_unused=True)
-        grads[task] = torch.cat([_dense(g, p).flatten() for g, p in zip(found, shared, strict=False)])
+        grads[task] = torch.cat([(torch.zeros_like(p) if g is None else g).flatten()
+                                 for g, p in zip(found[:len(shared)], shared, strict=True)])
         head_grads[task] = list(found[len(shared):])
     return grads, head_grads
 
@@ -134,10 +135,6 @@ def _apply(optimizer: torch.optim.Optimizer, model: nn.Module, shared: list[nn.P
             p.grad = g
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-
-
-def _dense(grad: torch.Tensor | None, param: nn.Parameter) -> torch.Tensor:
-    return torch.zeros_like(param) if grad is None else grad
 
 
 def _step_flops(flops: FlopModel, batches: dict[str, Batch]) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 
@@ -83,11 +84,8 @@ def deltas(cells: Grid, tasks: list[str], pairs: list[tuple[Key, Key]]) -> list[
             if not runs:
                 continue
             metric = runs[0][0].metric(task)
-            outcomes = [PairedOutcomes.from_rows(metric, ra.predictions(task), rb.predictions(task))
-                        for ra, rb in runs]
-            pooled = outcomes[0]
-            for more in outcomes[1:]:
-                pooled = pooled.concat(more)
+            pooled = reduce(PairedOutcomes.concat, [
+                PairedOutcomes.from_rows(metric, ra.predictions(task), rb.predictions(task)) for ra, rb in runs])
             rows.append(DeltaRow(a, b, task, metric,
                                  seed_summary([ra.score(task) - rb.score(task) for ra, rb in runs]),
                                  compare(pooled)))

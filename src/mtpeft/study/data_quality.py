@@ -45,10 +45,11 @@ def _task_signals(data: TaskData, keys: dict[str, list[str]]) -> dict[str, Any]:
             row["positive_share"] = _share(sum(ex.label == 1 for ex in examples), len(examples))
         out[split] = row
     train = set(keys.get("train", []))
+    index = _train_index(data)
     for split in ("validation", "test"):
         if split in keys and split in out:
             out[split]["exact_in_train_share"] = _share(sum(k in train for k in keys[split]), len(keys[split]))
-            out[split]["near_in_train_share"] = _near_share(data, split)
+            out[split]["near_in_train_share"] = _near_share(index, data, split)
     if data.spec.kind is not TaskKind.RETRIEVAL:
         out["label_conflict_share"] = _conflicts(data, keys)
     return out
@@ -65,14 +66,18 @@ def _conflicts(data: TaskData, keys: dict[str, list[str]]) -> float:
     return _share(noisy, total)
 
 
-def _near_share(data: TaskData, split: str) -> float:
-    """Share of ``split`` examples with a near duplicate in train."""
-    kind = data.spec.kind
+def _train_index(data: TaskData) -> MinHashLSH:
+    """An LSH index of the train split's MinHashes, built once and queried by every other split."""
     lsh = MinHashLSH(threshold=NEAR, num_perm=PERMUTATIONS)
-    for i, ex in enumerate(data.splits["train"]):
-        lsh.insert(str(i), _minhash(_text(ex, kind)))
+    for i, ex in enumerate(data.splits.get("train", [])):
+        lsh.insert(str(i), _minhash(_text(ex, data.spec.kind)))
+    return lsh
+
+
+def _near_share(index: MinHashLSH, data: TaskData, split: str) -> float:
+    """Share of ``split`` examples with a near duplicate in train."""
     examples = data.splits[split]
-    return _share(sum(bool(lsh.query(_minhash(_text(ex, kind)))) for ex in examples), len(examples))
+    return _share(sum(bool(index.query(_minhash(_text(ex, data.spec.kind)))) for ex in examples), len(examples))
 
 
 def _minhash(text: str) -> MinHash:

@@ -7,7 +7,6 @@ trained alone, per seed (same seed = same data split and initialisation), then a
 from __future__ import annotations
 
 import warnings
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,11 +93,7 @@ def transfer(records: list[RunRecord], model: str, method: str) -> Transfer:
 
 def model_methods(records: list[RunRecord]) -> list[tuple[str, str]]:
     """The (model, method) combinations that have pair runs."""
-    found: dict[tuple[str, str], int] = defaultdict(int)
-    for r in records:
-        if r.setting == "pair":
-            found[(r.model, r.method)] += 1
-    return sorted(found)
+    return sorted({(r.model, r.method) for r in records if r.setting == "pair"})
 
 
 def _nanmean(values: np.ndarray, axis: int | None = None) -> Any:

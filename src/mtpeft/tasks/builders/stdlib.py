@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 from mtpeft.tasks.builders.mutations import seed_bug
@@ -75,18 +76,23 @@ def build_bug(path: Path | None = None, seed: int = 0, max_lines: int | None = N
 )
 def build_docstring_mismatch(path: Path | None = None, seed: int = 0, max_lines: int | None = None) -> SourceData:
     """Half of the functions get the docstring of a random function from another file."""
-    functions = _functions(path, max_lines)
-    rng = random.Random(seed)
     examples = []
-    for fn in functions:
+    for fn, other in _with_donors(_functions(path, max_lines), seed):
         meta: dict[str, object] = {"file": fn.path, "line": fn.line}
         label, doc = 0, fn.docstring
-        other = _from_another_file(fn, functions, rng) if rng.random() < 0.5 else None
         if other is not None and other.docstring != fn.docstring:
             label, doc = 1, other.docstring
             meta["docstring_from"] = f"{other.path}:{other.line}"
         examples.append(Example(f"{fn.path}:{fn.line}:{fn.name}", doc, fn.code, label, fn.path, meta))
     return {ALL: examples}
+
+
+def _with_donors(functions: tuple[MinedFunction, ...] | list[MinedFunction],
+                 seed: int) -> Iterator[tuple[MinedFunction, MinedFunction | None]]:
+    """Every function with, for half of them (seeded), a random function from another file to borrow from."""
+    rng = random.Random(seed)
+    for fn in functions:
+        yield fn, (_from_another_file(fn, functions, rng) if rng.random() < 0.5 else None)
 
 
 def _from_another_file(fn: MinedFunction, functions: tuple[MinedFunction, ...] | list[MinedFunction],
@@ -109,12 +115,10 @@ def build_name_mismatch(path: Path | None = None, seed: int = 0, max_lines: int 
     "Learning to spot and refactor inconsistent method names"). Functions whose body mentions their own
     name (recursion) are skipped, so the renamed definition leaves no trace of the old name."""
     functions = [fn for fn in _functions(path, max_lines) if fn.code.count(fn.name) == 1]
-    rng = random.Random(seed)
     examples = []
-    for fn in functions:
+    for fn, other in _with_donors(functions, seed):
         meta: dict[str, object] = {"file": fn.path, "line": fn.line}
         label, code = 0, fn.code
-        other = _from_another_file(fn, functions, rng) if rng.random() < 0.5 else None
         if other is not None and other.name != fn.name:
             label, code = 1, _renamed(fn.code, other.name)
             meta["name_from"] = f"{other.path}:{other.line}"
