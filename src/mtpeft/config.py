@@ -31,10 +31,20 @@ class TaskConfig(_Strict):
     name: str = Field(description="Task name: a built-in task (see `mtpeft data list`) or a new name with `kind`.")
     source: str | None = Field(None, description="Reader or builder that produces the examples; default per task.")
     path: str | None = Field(None, description="File or folder the reader reads (relative to the config file).")
-    kind: Literal["binary", "pair", "retrieval"] | None = Field(
+    kind: Literal["binary", "pair", "retrieval", "generation"] | None = Field(
         None, description="Task kind; required for a task name that is not built in."
     )
     metric: str | None = Field(None, description="Main metric used for model selection; default per task.")
+    instruction: str | None = Field(
+        None, description="Generation: the line appended to every input that names the task; default per task."
+    )
+    language: str | None = Field(
+        None, description="Generation: the target's programming language (python, java, c_sharp, ...; "
+        "null = natural language); decides CodeBLEU and the parse rate. Default per task."
+    )
+    max_target_length: int = Field(
+        128, ge=1, description="Generation: target tokens kept in training, and the most new tokens generated."
+    )
     max_examples: int | dict[Split, int] | None = Field(
         None, description="Cap on examples per split (stratified): one number for every split, or per split."
     )
@@ -73,6 +83,7 @@ class TrainConfig(_Strict):
     epochs: int = Field(3, ge=1, description="Passes over the data (round_robin: over the largest task).")
     batch_size: int = Field(16, ge=1, description="Examples per task batch.")
     eval_batch_size: int = Field(64, ge=1, description="Examples per batch at evaluation.")
+    num_beams: int = Field(1, ge=1, description="Generation tasks: beams at evaluation (1 = greedy decoding).")
     grad_accum: int = Field(1, ge=1, description="Optimiser steps accumulate this many micro-steps.")
     lr: float = Field(5e-4, gt=0, description="Peak learning rate of the shared module.")
     head_lr: float | None = Field(None, gt=0, description="Learning rate of task heads and loss weights (default: lr).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +43,32 @@ def resolve_spec(task: TaskConfig) -> TaskSpec:
         base = TASKS.get(task.name)
         if task.kind is not None and task.kind != base.kind:
             raise ConfigError(f"tasks.{task.name}.kind: built-in task {task.name!r} is {base.kind}, not {task.kind}")
-        metric = task.metric or base.metric
-        spec = TaskSpec(base.name, base.kind, metric, base.description, base.default_source, base.default_path)
+        spec = replace(base, metric=task.metric or base.metric, instruction=task.instruction or base.instruction,
+                       language=task.language or base.language)
     else:
         if task.kind is None:
             raise ConfigError(
                 f"tasks.{task.name}: {task.name!r} is not a built-in task ({', '.join(TASKS.names())}); "
-                "give its `kind` (binary, pair or retrieval) and `source`"
+                "give its `kind` (binary, pair, retrieval or generation) and `source`"
             )
         kind = TaskKind(task.kind)
-        spec = TaskSpec(task.name, kind, task.metric or DEFAULT_METRIC[kind], f"custom {kind} task")
-    valid = METRIC_NAMES[spec.kind]
+        instruction = task.instruction or (f"{task.name}:" if kind is TaskKind.GENERATION else None)
+        spec = TaskSpec(task.name, kind, task.metric or DEFAULT_METRIC[kind], f"custom {kind} task",
+                        instruction=instruction, language=task.language)
+    valid = available_metrics(spec)
     if spec.metric not in valid:
-        raise ConfigError(f"tasks.{task.name}.metric: {spec.metric!r} is not a {spec.kind} metric; valid: "
-                          f"{', '.join(valid)}")
+        raise ConfigError(f"tasks.{task.name}.metric: {spec.metric!r} is not a metric of this {spec.kind} task; "
+                          f"valid: {', '.join(valid)}")
     return spec
+
+
+def available_metrics(spec: TaskSpec) -> tuple[str, ...]:
+    """The metrics a task reports: CodeBLEU needs a code target, the parse rate a Python one."""
+    names = METRIC_NAMES[spec.kind]
+    if spec.kind is not TaskKind.GENERATION:
+        return names
+    return tuple(m for m in names if not (m == "codebleu" and spec.language is None)
+                 and not (m == "parses" and spec.language != "python"))
 
 
 def load_task(task: TaskConfig, config: RunConfig) -> TaskData:
@@ -75,7 +86,7 @@ def load_task(task: TaskConfig, config: RunConfig) -> TaskData:
     path = config.resolve_path(raw_path) if raw_path else None
     if path is None and source.needs_path:
         raise ConfigError(f"tasks.{task.name}.path: source {source_name!r} needs a path")
-    raw = _call_source(source, path, task)
+    raw = _call_source(source, path, task, spec.kind)
     splits = _split(raw, task, config.train.seed)
     for split in SPLITS:
         splits[split] = cap_stratified(splits[split], task.cap(split), config.train.seed)
@@ -83,17 +94,19 @@ def load_task(task: TaskConfig, config: RunConfig) -> TaskData:
     return TaskData(spec, splits, source_name, str(path) if path else None)
 
 
-def _call_source(source: Source, path: Path | None, task: TaskConfig) -> SourceData:
+def _call_source(source: Source, path: Path | None, task: TaskConfig, kind: TaskKind) -> SourceData:
+    """Call a reader with the entry's ``reader_args``; a reader that feeds several kinds takes ``kind``."""
     params = inspect.signature(source.read).parameters
-    allowed = [p for p in params if p != "path"]
+    allowed = [p for p in params if p not in ("path", "kind")]
     unknown = sorted(set(task.reader_args) - set(allowed))
     if unknown:
         raise ConfigError(
             f"tasks.{task.name}.reader_args: unknown {', '.join(unknown)} for source {source.name!r}; "
             f"valid: {', '.join(allowed) or 'none'}"
         )
+    extra = {"kind": kind} if "kind" in params else {}
     try:
-        return source.read(path, **task.reader_args)
+        return source.read(path, **task.reader_args, **extra)
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read ({err})") from err
 
@@ -101,6 +114,13 @@ def _call_source(source: Source, path: Path | None, task: TaskConfig) -> SourceD
 def _split(raw: SourceData, task: TaskConfig, seed: int) -> dict[str, list[Example]]:
     if set(raw) == {ALL}:
         return split_examples(raw[ALL], task.split_ratios, seed)
+    if set(raw) == {"validation", "test"}:
+        # a release without its training file (as in ../shared): train on part of the published validation
+        # split, in the proportion of split_ratios; the published test split stays untouched
+        train_share, validation_share, _ = task.split_ratios
+        carved = split_examples(raw["validation"], (train_share / (train_share + validation_share),
+                                                    validation_share / (train_share + validation_share), 0.0), seed)
+        return {"train": carved["train"], "validation": carved["validation"], "test": list(raw["test"])}
     missing = [s for s in SPLITS if s not in raw]
     if missing:
         raise DataError(f"task {task.name!r}: the source has splits {sorted(raw)} but lacks {missing}")
@@ -113,6 +133,11 @@ def _check_split(spec: TaskSpec, split: str, examples: list[Example], where: Pat
     if spec.is_classification and any(ex.label not in (0, 1) for ex in examples):
         bad = next(ex for ex in examples if ex.label not in (0, 1))
         raise DataError(f"{bad.meta.get('file', where)}: example {bad.id!r} has label {bad.label!r}; expected 0 or 1")
+    if spec.kind is TaskKind.GENERATION:
+        bad = next((ex for ex in examples if not ex.target), None)
+        if bad is not None:
+            raise DataError(f"{bad.meta.get('file', where)}: example {bad.id!r} has no target (generation task)")
+        return
     if spec.kind is not TaskKind.BINARY and any(ex.text_pair is None for ex in examples):
         bad = next(ex for ex in examples if ex.text_pair is None)
         raise DataError(f"{bad.meta.get('file', where)}: example {bad.id!r} lacks its second input ({spec.kind} task)")

@@ -1,4 +1,4 @@
-"""The built-in tasks: the paper's four, and the embedded tasks built from the Python standard library."""
+"""The built-in tasks: the paper's four, generation tasks, and tasks built from the Python standard library."""
 
 from __future__ import annotations
 
@@ -24,7 +24,17 @@ for _spec in (
              "stdlib-name", None),
     TaskSpec("docstring-mismatch", TaskKind.PAIR, "accuracy", "Does this docstring belong to this Python function?",
              "stdlib-docstring", None),
+    TaskSpec("summarization", TaskKind.GENERATION, "smoothed_bleu", "Describe this Python function in one sentence.",
+             "stdlib-summarization", None, instruction="Summarize the function above in one sentence."),
+    TaskSpec("refinement", TaskKind.GENERATION, "bleu", "Fix the bug in this Java method (CodeXGLUE code refinement).",
+             "line-pairs", f"{_SHARED}/refinement/codexglue-small", instruction="Fix the bug in the method above.",
+             language="java"),
+    TaskSpec("translation", TaskKind.GENERATION, "bleu", "Translate this Java method to C# (CodeXGLUE code-to-code).",
+             "line-pairs", f"{_SHARED}/translation/codexglue-java-cs", instruction="Translate the method above to C#.",
+             language="c_sharp"),
+    TaskSpec("test-generation", TaskKind.GENERATION, "bleu", "Write a unit test for this Java method (Methods2Test).",
+             "methods2test", None, instruction="Write a JUnit test for the method above.", language="java"),
 ):
     TASKS.add(_spec.name, _spec)
 
-DEFAULT_METRIC = {TaskKind.BINARY: "f1", TaskKind.PAIR: "f1", TaskKind.RETRIEVAL: "mrr"}
+DEFAULT_METRIC = {TaskKind.BINARY: "f1", TaskKind.PAIR: "f1", TaskKind.RETRIEVAL: "mrr", TaskKind.GENERATION: "bleu"}
