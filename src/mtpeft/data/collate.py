@@ -9,14 +9,19 @@ import torch
 from mtpeft.data.encode import EncodedSplit
 from mtpeft.tasks.spec import TaskKind
 
+IGNORE_INDEX = -100
+"""Label of prompt and padding positions of a generation batch: no loss there (``CrossEntropyLoss``'s default)."""
+
 
 @dataclass
 class Batch:
-    """Tensors of one task batch; ``pair_*`` hold retrieval candidates (codes)."""
+    """Tensors of one task batch; ``pair_*`` hold retrieval candidates (codes); ``target_labels`` the
+    generation targets (prompt + target in ``input_ids``, the target's tokens here, -100 elsewhere)."""
 
     input_ids: torch.Tensor  # (batch, seq)
     attention_mask: torch.Tensor  # (batch, seq)
     labels: torch.Tensor | None = None  # (batch,) float 0/1
+    target_labels: torch.Tensor | None = None  # (batch, seq) long
     pair_input_ids: torch.Tensor | None = None
     pair_attention_mask: torch.Tensor | None = None
     real_tokens: int = 0
@@ -48,6 +53,8 @@ def pad(sequences: list[list[int]], pad_id: int, left: bool = False) -> tuple[to
 
 
 def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
+    if split.kind is TaskKind.GENERATION:
+        return _collate_generation(split, indices, pad_id)
     seqs = [split.ids[i] for i in indices]
     ids, mask = pad(seqs, pad_id)
     real, padded = sum(map(len, seqs)), ids.numel()
@@ -58,6 +65,18 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
                      _cells(ids) + _cells(pair_ids))
     labels = torch.tensor([split.labels[i] for i in indices], dtype=torch.float32)
     return Batch(ids, mask, labels, real_tokens=real, padded_tokens=padded, attention_cells=_cells(ids))
+
+
+def _collate_generation(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
+    """Prompt and target as one right-padded sequence; only the target's positions carry labels."""
+    seqs = [split.ids[i] + split.pair_ids[i] for i in indices]
+    ids, mask = pad(seqs, pad_id)
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    for row, i in enumerate(indices):
+        start = len(split.ids[i])
+        labels[row, start:start + len(split.pair_ids[i])] = torch.tensor(split.pair_ids[i], dtype=torch.long)
+    return Batch(ids, mask, target_labels=labels, real_tokens=sum(map(len, seqs)), padded_tokens=ids.numel(),
+                 attention_cells=_cells(ids))
 
 
 def _cells(ids: torch.Tensor) -> int:

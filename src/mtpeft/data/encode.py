@@ -14,6 +14,8 @@ class EncodedSplit:
 
     Classification: ``ids[i]`` is the (joint, for pairs) input of example i and ``labels[i]`` its label.
     Retrieval: ``ids[i]`` is query i and ``pair_ids[i]`` the code that answers it.
+    Generation: ``ids[i]`` is prompt i (input + instruction), ``pair_ids[i]`` its target tokens (ending
+    with end-of-sequence) and ``references[i]`` the target text that generated text is scored against.
     """
 
     kind: TaskKind
@@ -21,13 +23,16 @@ class EncodedSplit:
     labels: list[int] = field(default_factory=list)
     pair_ids: list[list[int]] = field(default_factory=list)
     example_ids: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    max_new_tokens: int = 0  # generation: the most tokens decoded per prompt
+    language: str | None = None  # generation: what the references are written in (None: English)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def lengths(self) -> list[int]:
-        """Tokens per example (query + code for retrieval): what a batch of it costs."""
-        if self.kind is TaskKind.RETRIEVAL:
+        """Tokens per example (query + code for retrieval, prompt + target for generation): what a batch costs."""
+        if self.kind in (TaskKind.RETRIEVAL, TaskKind.GENERATION):
             return [len(a) + len(b) for a, b in zip(self.ids, self.pair_ids, strict=True)]
         return [len(a) for a in self.ids]
 
@@ -35,12 +40,30 @@ class EncodedSplit:
         """Tokens of each example's longest single input (what truncation is applied to)."""
         if self.kind is TaskKind.RETRIEVAL:
             return [max(len(a), len(b)) for a, b in zip(self.ids, self.pair_ids, strict=True)]
+        if self.kind is TaskKind.GENERATION:
+            return [len(a) for a in self.ids]
         return self.lengths()
 
 
-def encode_examples(examples: list[Example], kind: TaskKind, tokenizer: Any, max_length: int) -> EncodedSplit:
+@dataclass(frozen=True)
+class GenerationFormat:
+    """How a generation task turns its input into a prompt: the instruction line that names the task
+    (so one shared model can tell its generation tasks apart), the target budget in tokens, and the
+    language of the targets (which decides the code metrics)."""
+
+    instruction: str
+    max_target_length: int
+    language: str | None = None
+
+
+def encode_examples(examples: list[Example], kind: TaskKind, tokenizer: Any, max_length: int,
+                    generation: GenerationFormat | None = None) -> EncodedSplit:
     """Tokenise with truncation to ``max_length`` (pairs: longest-first, so both inputs keep their start)."""
     ids = [ex.id for ex in examples]
+    if kind is TaskKind.GENERATION:
+        if generation is None:
+            raise ValueError("a generation task needs a GenerationFormat")
+        return encode_generation(examples, tokenizer, max_length, generation)
     if not examples:  # a run reloaded without its data (serving) has empty splits
         return EncodedSplit(kind, [], example_ids=ids)
     texts = [ex.text for ex in examples]
@@ -51,6 +74,34 @@ def encode_examples(examples: list[Example], kind: TaskKind, tokenizer: Any, max
     labels = [int(ex.label) for ex in examples]  # type: ignore[arg-type]
     pairs = [ex.text_pair or "" for ex in examples] if kind is TaskKind.PAIR else None
     return EncodedSplit(kind, tokenize(tokenizer, texts, max_length, pairs), labels=labels, example_ids=ids)
+
+
+def encode_generation(examples: list[Example], tokenizer: Any, max_length: int,
+                      generation: GenerationFormat) -> EncodedSplit:
+    """Prompts of at most ``max_length`` tokens, and targets of at most ``max_target_length`` (with end-of-sequence)."""
+    prompts = prompt_ids(tokenizer, [ex.text for ex in examples], max_length, generation.instruction)
+    eos = tokenizer.eos_token_id
+    targets = [row[: generation.max_target_length - 1] + [eos] for row in
+               (tokenizer([ex.target or "" for ex in examples], add_special_tokens=False)["input_ids"]
+                if examples else [])]
+    return EncodedSplit(TaskKind.GENERATION, prompts, pair_ids=targets, example_ids=[ex.id for ex in examples],
+                        references=[ex.target or "" for ex in examples],
+                        max_new_tokens=generation.max_target_length, language=generation.language)
+
+
+def prompt_ids(tokenizer: Any, texts: list[str], max_length: int, instruction: str) -> list[list[int]]:
+    """``input`` + a line with the instruction, in at most ``max_length`` tokens: the input is cut at its END,
+    so the instruction (and the start of the code: its signature) always survive.
+
+    The one place generation prompts become tokens, so training, evaluation and serving see identical ids.
+    """
+    suffix = tokenizer("\n" + instruction + "\n", add_special_tokens=False)["input_ids"]
+    if len(suffix) >= max_length:
+        raise ValueError(f"the instruction {instruction!r} takes {len(suffix)} tokens; max_length is {max_length}")
+    if not texts:
+        return []
+    sources = tokenizer(texts, truncation=True, max_length=max_length - len(suffix))["input_ids"]
+    return [row + suffix for row in sources]
 
 
 def tokenize(tokenizer: Any, texts: list[str], max_length: int, pairs: list[str] | None = None) -> list[list[int]]:

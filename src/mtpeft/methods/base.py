@@ -34,6 +34,7 @@ class Method(ABC):
     config_class: ClassVar[type[MethodConfig]]
     storage: ClassVar[str] = "adapter"  # run-directory folder: "adapter" or "model"
     virtual_tokens: int = 0  # positions a method prepends to the encoder output (prompt tuning)
+    supports_generation: ClassVar[bool] = True  # False where the method lives in peft's forward (prefix, prompt)
 
     def __init__(self, args: dict[str, Any] | None = None) -> None:
         try:

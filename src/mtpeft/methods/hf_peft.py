@@ -127,6 +127,7 @@ class Ia3Method(HfPeftMethod):
 
 class PrefixMethod(HfPeftMethod):
     name = "prefix"
+    supports_generation = False
     config_class = PrefixArgs
 
     def build_peft_config(self, backbone: Backbone) -> Any:
@@ -143,6 +144,7 @@ class PrefixMethod(HfPeftMethod):
 
 class PromptMethod(HfPeftMethod):
     name = "prompt"
+    supports_generation = False
     config_class = PromptArgs
 
     @property

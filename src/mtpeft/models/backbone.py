@@ -35,12 +35,18 @@ class Backbone:
     family: Family
     is_decoder: bool
     hidden_size: int
+    lm: Any = None  # with ``language_model=True``: the causal LM whose base module is ``model``
 
 
-def load_backbone(reference: str, dtype: Any = None) -> Backbone:
-    """Load ``reference`` (zoo name, folder or hub id) offline-first as a hidden-state encoder."""
+def load_backbone(reference: str, dtype: Any = None, language_model: bool = False) -> Backbone:
+    """Load ``reference`` (zoo name, folder or hub id) offline-first as a hidden-state encoder.
+
+    ``language_model=True`` (a run with generation tasks) loads the causal LM instead and exposes its
+    base module as ``model``: the method adapts that module, and ``lm`` generates through the same
+    (adapted) weights with the pretrained LM head.
+    """
     import torch
-    from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, T5EncoderModel
 
     source = resolve_model(reference)
     try:
@@ -60,15 +66,25 @@ def load_backbone(reference: str, dtype: Any = None) -> Backbone:
     if config.is_encoder_decoder and family != "t5":
         raise ModelError(f"{reference}: encoder-decoder model_type {model_type!r} is not supported; "
                          "supported: T5-family (t5, mt5, umt5, codet5)")
-    with quiet_transformers():
-        model = (T5EncoderModel if family == "t5" else AutoModel).from_pretrained(source, **kwargs)
+    lm = None
+    if language_model:
+        if not is_decoder:
+            raise ModelError(f"{reference}: generation tasks need a decoder-only language model (e.g. smollm2-135m), "
+                             f"but {model_type!r} is {'an encoder-decoder' if config.is_encoder_decoder else 'an encoder'}"
+                             "; train its classification and retrieval tasks in a separate run")
+        with quiet_transformers():
+            lm = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        model = lm.base_model
+    else:
+        with quiet_transformers():
+            model = (T5EncoderModel if family == "t5" else AutoModel).from_pretrained(source, **kwargs)
     if tokenizer.pad_token_id is None:
         # decoders often ship without a pad token; padded positions are masked out anyway
         tokenizer.pad_token = tokenizer.eos_token
     hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
     if hidden is None:
         raise ModelError(f"{reference}: config has neither hidden_size nor d_model")
-    return Backbone(model, tokenizer, reference, str(source), model_type, family, is_decoder, int(hidden))
+    return Backbone(model, tokenizer, reference, str(source), model_type, family, is_decoder, int(hidden), lm)
 
 
 @contextmanager

@@ -45,5 +45,13 @@ class RetrievalHead(nn.Module):
         return F.cross_entropy(scores, torch.arange(len(queries), device=scores.device))
 
 
+class GenerationHead(nn.Module):
+    """A generation task's head has no weights of its own: every generation task decodes through the
+    model's one (shared, pretrained) LM head, told apart by its instruction. It keeps "one head per task"
+    true, so that weighting, checkpoints and ``heads.json`` treat every task alike."""
+
+
 def make_head(kind: TaskKind, hidden: int, dropout: float) -> nn.Module:
+    if kind is TaskKind.GENERATION:
+        return GenerationHead()
     return RetrievalHead(hidden) if kind is TaskKind.RETRIEVAL else ClassificationHead(hidden, dropout)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mtpeft.data.collate import Batch
+from mtpeft.models.generation import next_token_loss
 from mtpeft.models.heads import make_head
 from mtpeft.models.pooling import pool
 from mtpeft.tasks.spec import TaskKind
@@ -23,16 +24,21 @@ class MultiTaskModel(nn.Module):
         hidden: the backbone's hidden size.
         pooling: ``mean``, ``cls``, ``pooler`` or ``last``.
         virtual_tokens: positions the method prepends to the output (prompt tuning); skipped before pooling.
+        lm_head: the language model's output layer, shared by every generation task (see
+            :mod:`mtpeft.models.generation`); required when a task is a generation task.
     """
 
     def __init__(self, encoder: nn.Module, tasks: dict[str, TaskKind], hidden: int, pooling: str,
-                 head_dropout: float, virtual_tokens: int = 0) -> None:
+                 head_dropout: float, virtual_tokens: int = 0, lm_head: nn.Module | None = None) -> None:
         super().__init__()
+        if lm_head is None and TaskKind.GENERATION in tasks.values():
+            raise ValueError("generation tasks need the language model's head (lm_head)")
         self.encoder = encoder
         self.kinds = dict(tasks)
         self.pooling = pooling
         self.virtual_tokens = virtual_tokens
         self.heads = nn.ModuleDict({t: make_head(k, hidden, head_dropout) for t, k in tasks.items()})
+        self.lm_head = lm_head
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, seq) token ids -> (batch, hidden) pooled vectors."""
@@ -43,8 +49,12 @@ class MultiTaskModel(nn.Module):
         return pool(self.pooling, hidden, attention_mask, outputs)
 
     def forward(self, task: str, batch: Batch) -> dict[str, Any]:
-        """Loss and outputs of one task batch: ``logits`` (classification) or ``query``/``code`` vectors."""
+        """Loss and outputs of one task batch: ``logits`` (classification), ``query``/``code`` vectors
+        (retrieval), or only the loss (generation: decoding goes through :class:`TextGenerator`)."""
         head = self.heads[task]
+        if self.kinds[task] is TaskKind.GENERATION:
+            hidden = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+            return {"loss": next_token_loss(hidden, batch.target_labels, self.lm_head)}
         if self.kinds[task] is TaskKind.RETRIEVAL:
             queries = head(self.encode(batch.input_ids, batch.attention_mask))
             codes = head(self.encode(batch.pair_input_ids, batch.pair_attention_mask))

@@ -8,11 +8,14 @@ from typing import Any
 import torch
 
 from mtpeft.config import SPLITS, RunConfig
-from mtpeft.data.encode import EncodedSplit, encode_examples
+from mtpeft.data.encode import EncodedSplit, GenerationFormat, encode_examples
+from mtpeft.errors import ConfigError
 from mtpeft.methods import Method, create_method
 from mtpeft.models.backbone import Backbone, load_backbone
+from mtpeft.models.generation import TextGenerator, attach_adapted_base
 from mtpeft.models.multitask import MultiTaskModel
 from mtpeft.tasks import TaskData, load_task, resolve_spec
+from mtpeft.tasks.spec import TaskKind, TaskSpec
 from mtpeft.train.weighting import WEIGHTINGS, LossWeighting
 
 
@@ -31,6 +34,10 @@ class Assembled:
     def pad_id(self) -> int:
         return int(self.backbone.tokenizer.pad_token_id)
 
+    def generator(self, num_beams: int = 1) -> TextGenerator | None:
+        """Decoding through the shared module, when the run has generation tasks."""
+        return TextGenerator(self.backbone.lm, self.backbone.tokenizer, num_beams) if self.backbone.lm else None
+
 
 def load_tasks(config: RunConfig, with_data: bool = True) -> dict[str, TaskData]:
     """The config's tasks; ``with_data=False`` gives their specs with empty splits, without reading any data
@@ -41,8 +48,17 @@ def load_tasks(config: RunConfig, with_data: bool = True) -> dict[str, TaskData]
     return {t.name: load_task(t, config) for t in config.tasks}
 
 
-def encode_tasks(tasks: dict[str, TaskData], tokenizer: Any, max_length: int) -> dict[str, dict[str, EncodedSplit]]:
-    return {name: {split: encode_examples(data.splits[split], data.spec.kind, tokenizer, max_length)
+def prompt_format(config: RunConfig, spec: TaskSpec) -> GenerationFormat | None:
+    """How a generation task's inputs become prompts (None for other kinds)."""
+    if spec.kind is not TaskKind.GENERATION:
+        return None
+    entry = next(t for t in config.tasks if t.name == spec.name)
+    return GenerationFormat(spec.instruction or f"{spec.name}:", entry.max_target_length, spec.language)
+
+
+def encode_tasks(tasks: dict[str, TaskData], tokenizer: Any, config: RunConfig) -> dict[str, dict[str, EncodedSplit]]:
+    return {name: {split: encode_examples(data.splits[split], data.spec.kind, tokenizer, config.train.max_length,
+                                          prompt_format(config, data.spec))
                    for split in SPLITS} for name, data in tasks.items()}
 
 
@@ -51,12 +67,19 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
     initialising them. Initialisation is seeded, so the same config builds the same model."""
     method = create_method(config.method, config.method_args)  # validate arguments before loading anything
     tasks = tasks if tasks is not None else load_tasks(config)
-    backbone = load_backbone(config.model)
+    kinds = {name: data.spec.kind for name, data in tasks.items()}
+    generates = TaskKind.GENERATION in kinds.values()
+    if generates and not method.supports_generation:
+        raise ConfigError(f"method: {config.method!r} prepends virtual tokens inside peft's own forward, which "
+                          "generation does not go through; generation tasks need lora, ia3, adapter, "
+                          "parallel_adapter or full")
+    backbone = load_backbone(config.model, language_model=generates)
     torch.manual_seed(config.train.seed)
     encoder = method.load(backbone, adapter_dir) if adapter_dir is not None else method.inject(backbone)
+    lm_head = attach_adapted_base(backbone.lm, encoder) if generates else None
     pooling = config.pooling or "mean"
-    kinds = {name: data.spec.kind for name, data in tasks.items()}
-    model = MultiTaskModel(encoder, kinds, backbone.hidden_size, pooling, config.head_dropout, method.virtual_tokens)
+    model = MultiTaskModel(encoder, kinds, backbone.hidden_size, pooling, config.head_dropout, method.virtual_tokens,
+                           lm_head)
     weighting = WEIGHTINGS.get(config.loss_weighting)(list(kinds))
-    encoded = encode_tasks(tasks, backbone.tokenizer, config.train.max_length)
+    encoded = encode_tasks(tasks, backbone.tokenizer, config)
     return Assembled(tasks, encoded, backbone, method, model, weighting)

@@ -35,6 +35,7 @@ class LoopState:
     eval_time_s: float = 0.0
     counters: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    untrained: dict[str, Any] | None = None  # generation tasks' scores before training (their baseline)
 
 
 def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:

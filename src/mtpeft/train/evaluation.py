@@ -14,32 +14,53 @@ from mtpeft.train.build import Assembled
 EVAL_BATCH = 64
 
 
-def run_all(built: Assembled, split: str, accelerator: Any) -> dict[str, SplitOutput]:
-    """Outputs of every task of the run on ``split``."""
+def run_all(built: Assembled, split: str, accelerator: Any, num_beams: int = 1,
+            tasks: list[str] | None = None) -> dict[str, SplitOutput]:
+    """Outputs of every task of the run (or of ``tasks``) on ``split``."""
+    generator = built.generator(num_beams)
     return {t: run_split(built.model, t, built.encoded[t][split], built.pad_id, EVAL_BATCH, accelerator.device,
-                         accelerator.autocast) for t in sorted(built.tasks)}
+                         accelerator.autocast, generator) for t in sorted(tasks or built.tasks)}
 
 
 def tune_thresholds(built: Assembled, validation: dict[str, SplitOutput]) -> dict[str, float]:
     """Per classification task, the threshold that maximises its main metric on validation."""
     return {t: best_threshold(out.labels, out.probabilities, built.tasks[t].spec.metric)
-            for t, out in validation.items() if out.kind is not TaskKind.RETRIEVAL}
+            for t, out in validation.items() if built.tasks[t].spec.is_classification}
 
 
-def final_evaluation(built: Assembled, accelerator: Any) -> tuple[dict[str, Any], dict[tuple[str, str], list], dict]:
+def untrained_scores(built: Assembled, accelerator: Any, num_beams: int = 1) -> dict[str, dict[str, Any]]:
+    """Validation and test scores of the generation tasks BEFORE training: the baseline they must beat.
+
+    Every method that supports generation starts as the identity (LoRA's B, the adapters' up-projection
+    and IA3's scales start at zero or one), so this is the pretrained model itself, prompted the same way.
+    """
+    generation = [t for t, data in built.tasks.items() if data.spec.kind is TaskKind.GENERATION]
+    if not generation:
+        return {}
+    outputs = {split: run_all(built, split, accelerator, num_beams, generation) for split in ("validation", "test")}
+    return {t: {split: score(outputs[split][t]) for split in outputs} for t in generation}
+
+
+def final_evaluation(built: Assembled, accelerator: Any, num_beams: int = 1,
+                     untrained: dict[str, dict[str, Any]] | None = None,
+                     ) -> tuple[dict[str, Any], dict[tuple[str, str], list], dict]:
     """Validation and test outputs of the selected weights: metrics, prediction rows, thresholds."""
-    outputs = {split: run_all(built, split, accelerator) for split in ("validation", "test")}
+    outputs = {split: run_all(built, split, accelerator, num_beams) for split in ("validation", "test")}
     thresholds = tune_thresholds(built, outputs["validation"])
     specs = {name: data.spec for name, data in built.tasks.items()}
-    metrics = summarise(specs, outputs, thresholds)
+    metrics = summarise(specs, outputs, thresholds, untrained)
     predictions = {(t, split): prediction_rows(out, thresholds.get(t, 0.5))
                    for split, per_task in outputs.items() for t, out in per_task.items()}
     return metrics, predictions, thresholds
 
 
 def summarise(specs: dict[str, TaskSpec], outputs: dict[str, dict[str, SplitOutput]],
-              thresholds: dict[str, float]) -> dict[str, Any]:
-    """metrics.json: every metric per task and split, the trivial baseline, and the mean main metric."""
+              thresholds: dict[str, float], untrained: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """metrics.json: every metric per task and split, the baseline, and the mean main metric.
+
+    The baseline is the best constant predictor (classification), a random ranking (retrieval), or the
+    model before training (generation, from ``untrained``; None when not measured).
+    """
     tasks: dict[str, Any] = {}
     for name in sorted(specs):
         spec = specs[name]
@@ -47,9 +68,17 @@ def summarise(specs: dict[str, TaskSpec], outputs: dict[str, dict[str, SplitOutp
         for split, per_task in outputs.items():
             out = per_task[name]
             entry[split] = score(out, thresholds.get(name, 0.5))
-            entry.setdefault("baseline", {})[split] = (
-                random_retrieval_baseline(out.scores.shape[1])[spec.metric] if spec.kind is TaskKind.RETRIEVAL
-                else constant_baseline(out.labels, spec.metric))
+            entry.setdefault("baseline", {})[split] = _baseline(spec, out, (untrained or {}).get(name, {}).get(split))
+        if spec.kind is TaskKind.GENERATION and untrained and name in untrained:
+            entry["untrained"] = untrained[name]
         tasks[name] = entry
     mean = {split: float(np.mean([tasks[t][split][tasks[t]["metric"]] for t in tasks])) for split in outputs}
     return {"tasks": tasks, "mean": mean}
+
+
+def _baseline(spec: TaskSpec, out: SplitOutput, untrained: dict[str, float] | None) -> float | None:
+    if spec.kind is TaskKind.GENERATION:
+        return untrained[spec.metric] if untrained else None
+    if spec.kind is TaskKind.RETRIEVAL:
+        return random_retrieval_baseline(out.scores.shape[1])[spec.metric]
+    return constant_baseline(out.labels, spec.metric)

@@ -42,7 +42,7 @@ from mtpeft.train.checkpoint import (
     save_checkpoint,
     trainable_state,
 )
-from mtpeft.train.evaluation import final_evaluation, run_all, tune_thresholds
+from mtpeft.train.evaluation import final_evaluation, run_all, tune_thresholds, untrained_scores
 from mtpeft.train.ledger_record import write_ledger
 from mtpeft.train.optim import linear_schedule, make_optimizer
 
@@ -154,6 +154,11 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     if main:
         write_json(run_dir / "run.json", {"status": "training", "config": str(run_dir / "config.yaml")})
         write_text(run_dir / "config.yaml", config_yaml)
+    if loop.untrained is None:
+        # generation tasks are judged against the model before training; measured once, kept on resume
+        t0 = time.perf_counter()
+        loop.untrained = untrained_scores(built, accelerator, cfg.num_beams)
+        loop.eval_time_s += time.perf_counter() - t0
 
     def checkpoint() -> None:
         if main:
@@ -164,7 +169,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
         """Validate, keep the best weights; True when early stopping says stop."""
         nonlocal best
         t0 = time.perf_counter()
-        outputs = run_all(built, "validation", accelerator)
+        outputs = run_all(built, "validation", accelerator, cfg.num_beams)
         thresholds = tune_thresholds(built, outputs)
         scores = {t: score(outputs[t], thresholds.get(t, 0.5)) for t in names}
         mean = float(np.mean([scores[t][built.tasks[t].spec.metric] for t in names]))
@@ -263,7 +268,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     # 8) the selected weights: tune thresholds on validation, score test, write the run
     if best is not None:
         load_trainable_state(raw, best)
-    metrics, predictions, thresholds = final_evaluation(built, accelerator)
+    metrics, predictions, thresholds = final_evaluation(built, accelerator, cfg.num_beams, loop.untrained)
     metrics["selected"] = {"epoch": loop.best_epoch + 1 if loop.best_epoch is not None else None,
                            "optimizer_step": loop.best_step, "validation_mean": loop.best_score}
     if main:
