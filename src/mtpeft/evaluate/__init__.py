@@ -1,5 +1,6 @@
 """Metrics and the evaluation runner (used by training for validation and by `mtpeft eval`)."""
 
+from mtpeft.evaluate.generation import generation_scores
 from mtpeft.evaluate.metrics import (
     classification_scores,
     constant_baseline,
@@ -9,5 +10,5 @@ from mtpeft.evaluate.metrics import (
 )
 from mtpeft.evaluate.runner import SplitOutput, best_threshold, embed, prediction_rows, run_split, score
 
-__all__ = ["SplitOutput", "best_threshold", "classification_scores", "constant_baseline", "embed", "prediction_rows",
-           "random_retrieval_baseline", "retrieval_ranks", "retrieval_scores", "run_split", "score"]
+__all__ = ["SplitOutput", "best_threshold", "classification_scores", "constant_baseline", "embed", "generation_scores",
+           "prediction_rows", "random_retrieval_baseline", "retrieval_ranks", "retrieval_scores", "run_split", "score"]
