@@ -3,6 +3,7 @@
 Labels come by construction, so these tasks need no download and no annotation:
 
 - ``stdlib-search``: first docstring sentence -> the function without its docstring (CodeSearchNet style);
+- ``stdlib-summarization``: the same pairs the other way, code -> first docstring sentence (code-to-text);
 - ``stdlib-bug``: the real function (0) or a copy with one seeded bug (1), one version per function;
 - ``stdlib-docstring``: (docstring, function) pairs; 1 = the docstring belongs to another function.
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from mtpeft.tasks.builders.mutations import seed_bug
 from mtpeft.tasks.builders.python_functions import MinedFunction, mine_functions, stdlib_root
 from mtpeft.tasks.readers.base import ALL, SourceData, register_source
+from mtpeft.tasks.readers.csn import query_code_example
 from mtpeft.tasks.spec import Example, TaskKind
 
 
@@ -36,8 +38,23 @@ def _functions(path: Path | None, max_lines: int | None = None) -> tuple[MinedFu
     needs_path=False,
 )
 def build_search(path: Path | None = None, max_lines: int | None = None) -> SourceData:
+    return _documented(path, max_lines, TaskKind.RETRIEVAL)
+
+
+@register_source(
+    "stdlib-summarization", "builder", (TaskKind.GENERATION,),
+    "Code summarization mined from Python source (default: the standard library): code -> docstring sentence.",
+    needs_path=False,
+)
+def build_summarization(path: Path | None = None, max_lines: int | None = None) -> SourceData:
+    return _documented(path, max_lines, TaskKind.GENERATION)
+
+
+def _documented(path: Path | None, max_lines: int | None, kind: TaskKind) -> SourceData:
+    """Every mined function as a (first docstring sentence, code without docstring) pair, grouped by file."""
     return {ALL: [
-        Example(f"{fn.path}:{fn.line}:{fn.name}", fn.query, fn.code, None, fn.path, {"file": fn.path, "line": fn.line})
+        query_code_example(f"{fn.path}:{fn.line}:{fn.name}", fn.query, fn.code, fn.path,
+                           {"file": fn.path, "line": fn.line}, kind)
         for fn in _functions(path, max_lines)
     ]}
 

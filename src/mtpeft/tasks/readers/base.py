@@ -22,6 +22,9 @@ from mtpeft.tasks.spec import Example, TaskKind
 
 SourceData = dict[str, list[Example]]
 ALL = "all"
+SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation",
+                 "test": "test"}
+"""The names datasets give their splits, and the split each one is here."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,28 @@ def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise DataError(f"{path}: expected a file ({what}), found a folder")
     return path
+
+
+def split_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """The published split files of a folder (``train``, ``valid``/``validation``/``dev``, ``test`` + a suffix)."""
+    found: dict[str, Path] = {}
+    for stem, split in SPLIT_ALIASES.items():
+        for suffix in suffixes:
+            candidate = folder / f"{stem}{suffix}"
+            if candidate.is_file():
+                if split in found:
+                    raise DataError(f"{folder}: both {found[split].name} and {candidate.name} hold the {split} split; "
+                                    "keep one")
+                found[split] = candidate
+    return found
+
+
+def parse_split(value: Any, path: Path, line: int, name: str) -> str:
+    """A split name (any alias in ``SPLIT_ALIASES``, any case) from a record's field."""
+    raw = str(value).strip().lower()
+    if raw not in SPLIT_ALIASES:
+        raise DataError(f"{path}:{line}: field {name!r} is {raw!r}; expected one of {', '.join(SPLIT_ALIASES)}")
+    return SPLIT_ALIASES[raw]
 
 
 def iter_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:

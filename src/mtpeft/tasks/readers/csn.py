@@ -1,47 +1,43 @@
 """CodeSearchNet JSON lines (``repo, path, func_name, code, docstring, docstring_tokens, ...``).
 
 The query is the docstring (its first sentence when ``first_sentence``), the candidate is the
-code with the docstring removed, so the answer is never written inside the candidate.
+code with the docstring removed, so the answer is never written inside the candidate. As a
+generation task (CodeXGLUE code-to-text) the same pair runs the other way: code -> docstring sentence.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from mtpeft.errors import DataError
-from mtpeft.tasks.readers.base import ALL, SourceData, field, iter_jsonl, register_source
+from mtpeft.tasks.readers.base import ALL, SourceData, field, iter_jsonl, register_source, split_files
 from mtpeft.tasks.spec import Example, TaskKind
 
-_SPLIT_STEMS = {"train": "train", "validation": "valid", "test": "test"}
+_SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
 @register_source(
-    "csn", "reader", (TaskKind.RETRIEVAL,),
-    "CodeSearchNet jsonl(.gz): a file, or a folder with train/valid/test.jsonl; docstring -> code.",
+    "csn", "reader", (TaskKind.RETRIEVAL, TaskKind.GENERATION),
+    "CodeSearchNet jsonl(.gz): a file, or a folder with train/valid/test.jsonl; docstring -> code "
+    "(generation: code -> docstring sentence).",
 )
-def read_csn(path: Path, first_sentence: bool = True) -> SourceData:
+def read_csn(path: Path, first_sentence: bool = True, kind: TaskKind = TaskKind.RETRIEVAL) -> SourceData:
     if path.is_dir():
-        files = {s: _find(path, stem) for s, stem in _SPLIT_STEMS.items()}
-        if all(files.values()):
-            return {s: _read(f, first_sentence) for s, f in files.items() if f}
+        files = split_files(path, _SUFFIXES)
+        if set(files) == {"train", "validation", "test"}:
+            return {s: _read(f, first_sentence, kind) for s, f in files.items()}
         jsonl = sorted([*path.glob("*.jsonl"), *path.glob("*.jsonl.gz")])
         if not jsonl:
             raise DataError(f"{path}: no .jsonl files (expected CodeSearchNet train/valid/test.jsonl)")
-        return {ALL: [ex for f in jsonl for ex in _read(f, first_sentence)]}
+        return {ALL: [ex for f in jsonl for ex in _read(f, first_sentence, kind)]}
     if not path.is_file():
         raise DataError(f"{path}: no such file or folder (expected CodeSearchNet jsonl)")
-    return {ALL: _read(path, first_sentence)}
+    return {ALL: _read(path, first_sentence, kind)}
 
 
-def _find(folder: Path, stem: str) -> Path | None:
-    for name in (f"{stem}.jsonl", f"{stem}.jsonl.gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def _read(path: Path, first_sentence: bool) -> list[Example]:
+def _read(path: Path, first_sentence: bool, kind: TaskKind) -> list[Example]:
     examples = []
     for line, obj in iter_jsonl(path):
         code = field(obj, "code", path, line)
@@ -56,8 +52,16 @@ def _read(path: Path, first_sentence: bool) -> list[Example]:
         code = strip_docstring_text(code, doc)
         ident = f"{obj.get('path', path.name)}:{obj.get('func_name', line)}:{line}"
         meta = {"file": str(path), "line": line, "url": obj.get("url", ""), "func_name": obj.get("func_name", "")}
-        examples.append(Example(ident, query, code, None, obj.get("repo") or None, meta))
+        examples.append(query_code_example(ident, query, code, obj.get("repo") or None, meta, kind))
     return examples
+
+
+def query_code_example(ident: str, query: str, code: str, group: str | None, meta: dict[str, Any],
+                       kind: TaskKind) -> Example:
+    """A (description, code) pair as its kind reads it: query vs code (retrieval), code -> description (generation)."""
+    if kind == TaskKind.GENERATION:
+        return Example(ident, code, group=group, meta=meta, target=query)
+    return Example(ident, query, code, None, group, meta)
 
 
 def first_docstring_sentence(docstring: str) -> str:

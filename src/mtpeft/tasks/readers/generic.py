@@ -14,13 +14,11 @@ from mtpeft.tasks.readers.base import (
     iter_csv,
     iter_jsonl,
     parse_label,
+    parse_split,
     register_source,
     require_file,
 )
 from mtpeft.tasks.spec import Example, TaskKind
-
-_SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation",
-                  "test": "test"}
 
 
 def _read_mapped(
@@ -41,14 +39,8 @@ def _read_mapped(
             if label_field else None
         group = str(field(obj, group_field, path, line, kind=object)) if group_field else None
         ident = str(field(obj, id_field, path, line, kind=object)) if id_field else f"{path.name}:{line}"
-        split = ALL
-        if split_field:
-            raw = str(field(obj, split_field, path, line, kind=object)).strip().lower()
-            if raw not in _SPLIT_ALIASES:
-                raise DataError(
-                    f"{path}:{line}: field {split_field!r} is {raw!r}; expected one of {', '.join(_SPLIT_ALIASES)}"
-                )
-            split = _SPLIT_ALIASES[raw]
+        split = parse_split(field(obj, split_field, path, line, kind=object), path, line, split_field) \
+            if split_field else ALL
         out.setdefault(split, []).append(Example(ident, text, pair, label, group, {"file": str(path), "line": line}))
     if not out:
         raise DataError(f"{path}: no records")
