@@ -31,7 +31,7 @@ def test_unknown_reader_args_list_valid_ones(tiny_jsonl_task):
 
 def test_metric_must_fit_the_kind(tiny_jsonl_task):
     config = cfg({"name": "t", "kind": "binary", "source": "devign", "path": str(tiny_jsonl_task), "metric": "mrr"})
-    with pytest.raises(ConfigError, match="'mrr' is not a binary metric; valid: accuracy"):
+    with pytest.raises(ConfigError, match="'mrr' is not a metric of this binary task; valid: accuracy"):
         load_task(config.tasks[0], config)
 
 
