@@ -29,9 +29,11 @@ def task_stats(config: RunConfig, with_tokens: bool = True) -> dict[str, Any]:
         splits = data.stats()
         if tokenizer is not None:
             from mtpeft.data.encode import encode_examples
+            from mtpeft.train.build import prompt_format
 
             for split, examples in data.splits.items():
-                lengths = np.asarray(encode_examples(examples, data.spec.kind, tokenizer, 10**6).longest_inputs())
+                encoded = encode_examples(examples, data.spec.kind, tokenizer, 10**6, prompt_format(config, data.spec))
+                lengths = np.asarray(encoded.longest_inputs())
                 splits[split]["tokens"] = {
                     "p50": float(np.percentile(lengths, 50)), "p90": float(np.percentile(lengths, 90)),
                     "p99": float(np.percentile(lengths, 99)),

@@ -12,6 +12,7 @@ from mtpeft.evaluate.runner import run_split
 from mtpeft.tasks import load_task
 from mtpeft.tasks.readers.base import ALL, SOURCES
 from mtpeft.train.artifacts import load_trained
+from mtpeft.train.build import prompt_format
 from mtpeft.train.evaluation import EVAL_BATCH, summarise
 from mtpeft.train.loop import make_accelerator
 
@@ -37,7 +38,7 @@ def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = No
         encoded = built.encoded[name][split] if path is None and split != ALL else _encode_new(
             trained, name, source, path, split)
         outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, EVAL_BATCH, accelerator.device,
-                                         accelerator.autocast)
+                                         accelerator.autocast, built.generator(config.train.num_beams))
     return summarise({t: built.tasks[t].spec for t in tasks}, outputs, trained.thresholds)
 
 
@@ -45,7 +46,7 @@ def _encode_new(trained: Any, task: str, source: str | None, path: str | None, s
     built, config = trained.built, trained.config
     spec = built.tasks[task].spec
     own = next(t for t in config.tasks if t.name == task)
-    entry = TaskConfig(name=task, kind=spec.kind, metric=spec.metric,
+    entry = TaskConfig(name=task, kind=spec.kind, metric=spec.metric, language=spec.language,
                        source=source or own.source or spec.default_source, path=path or own.path,
                        reader_args=own.reader_args if source is None else {})
     if split == ALL:
@@ -54,4 +55,5 @@ def _encode_new(trained: Any, task: str, source: str | None, path: str | None, s
         examples = [ex for part in src.read(resolved, **entry.reader_args).values() for ex in part]
     else:
         examples = load_task(entry, config).splits[split]
-    return encode_examples(examples, spec.kind, built.backbone.tokenizer, config.train.max_length)
+    return encode_examples(examples, spec.kind, built.backbone.tokenizer, config.train.max_length,
+                           prompt_format(config, spec))

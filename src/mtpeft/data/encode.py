@@ -81,11 +81,11 @@ def encode_generation(examples: list[Example], tokenizer: Any, max_length: int,
     """Prompts of at most ``max_length`` tokens, and targets of at most ``max_target_length`` (with end-of-sequence)."""
     prompts = prompt_ids(tokenizer, [ex.text for ex in examples], max_length, generation.instruction)
     eos = tokenizer.eos_token_id
-    targets = [row[: generation.max_target_length - 1] + [eos] for row in
-               (tokenizer([ex.target or "" for ex in examples], add_special_tokens=False)["input_ids"]
-                if examples else [])]
+    texts = [ex.target or "" for ex in examples]
+    targets = [[*row[: generation.max_target_length - 1], eos]
+               for row in (tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])]
     return EncodedSplit(TaskKind.GENERATION, prompts, pair_ids=targets, example_ids=[ex.id for ex in examples],
-                        references=[ex.target or "" for ex in examples],
+                        references=texts,
                         max_new_tokens=generation.max_target_length, language=generation.language)
 
 

@@ -69,9 +69,9 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
     lm = None
     if language_model:
         if not is_decoder:
+            shape = "an encoder-decoder" if config.is_encoder_decoder else "an encoder"
             raise ModelError(f"{reference}: generation tasks need a decoder-only language model (e.g. smollm2-135m), "
-                             f"but {model_type!r} is {'an encoder-decoder' if config.is_encoder_decoder else 'an encoder'}"
-                             "; train its classification and retrieval tasks in a separate run")
+                             f"but {model_type!r} is {shape}; train its other tasks in a separate run")
         with quiet_transformers():
             lm = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         model = lm.base_model

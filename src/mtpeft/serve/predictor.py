@@ -53,7 +53,11 @@ class Predictor:
         self.model = built.model
         self.tokenizer = built.backbone.tokenizer
         self.pad_id = built.pad_id
-        self.specs = {name: data.spec for name, data in built.tasks.items()}
+        # generation tasks are evaluated (`mtpeft eval`) but not served: the server answers per item in one
+        # backbone pass, which decoding (many passes per item) does not fit
+        self.specs = {name: data.spec for name, data in built.tasks.items()
+                      if data.spec.kind is not TaskKind.GENERATION}
+        self.unserved = sorted(set(built.tasks) - set(self.specs))
         self.thresholds = trained.thresholds
         self.max_length = config.train.max_length
         self._tokenizer_lock = threading.Lock()
@@ -73,6 +77,9 @@ class Predictor:
         return tasks_of(self.specs, TaskKind.RETRIEVAL)
 
     def check_task(self, task: str) -> TaskKind:
+        if task in self.unserved:
+            raise ConfigError(f"--task {task!r} is a generation task, which serving does not run yet; score it with "
+                              "`mtpeft eval` (predictions/<task>.test.jsonl of the run hold its generated texts)")
         if task not in self.specs:
             raise ConfigError(f"--task {task!r}: the run has tasks {', '.join(sorted(self.specs))}")
         return self.specs[task].kind

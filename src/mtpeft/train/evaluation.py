@@ -28,17 +28,21 @@ def tune_thresholds(built: Assembled, validation: dict[str, SplitOutput]) -> dic
             for t, out in validation.items() if built.tasks[t].spec.is_classification}
 
 
-def untrained_scores(built: Assembled, accelerator: Any, num_beams: int = 1) -> dict[str, dict[str, Any]]:
-    """Validation and test scores of the generation tasks BEFORE training: the baseline they must beat.
+def evaluate_untrained(built: Assembled, accelerator: Any, num_beams: int = 1,
+                       ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], list]]:
+    """Validation and test scores (and prediction rows) of the generation tasks BEFORE training: the
+    baseline they must beat.
 
     Every method that supports generation starts as the identity (LoRA's B, the adapters' up-projection
     and IA3's scales start at zero or one), so this is the pretrained model itself, prompted the same way.
     """
     generation = [t for t, data in built.tasks.items() if data.spec.kind is TaskKind.GENERATION]
     if not generation:
-        return {}
+        return {}, {}
     outputs = {split: run_all(built, split, accelerator, num_beams, generation) for split in ("validation", "test")}
-    return {t: {split: score(outputs[split][t]) for split in outputs} for t in generation}
+    scores = {t: {split: score(outputs[split][t]) for split in outputs} for t in generation}
+    rows = {(t, split): prediction_rows(out) for split, per_task in outputs.items() for t, out in per_task.items()}
+    return scores, rows
 
 
 def final_evaluation(built: Assembled, accelerator: Any, num_beams: int = 1,

@@ -42,7 +42,7 @@ from mtpeft.train.checkpoint import (
     save_checkpoint,
     trainable_state,
 )
-from mtpeft.train.evaluation import final_evaluation, run_all, tune_thresholds, untrained_scores
+from mtpeft.train.evaluation import evaluate_untrained, final_evaluation, run_all, tune_thresholds
 from mtpeft.train.ledger_record import write_ledger
 from mtpeft.train.optim import linear_schedule, make_optimizer
 
@@ -157,8 +157,11 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     if loop.untrained is None:
         # generation tasks are judged against the model before training; measured once, kept on resume
         t0 = time.perf_counter()
-        loop.untrained = untrained_scores(built, accelerator, cfg.num_beams)
+        loop.untrained, untrained_rows = evaluate_untrained(built, accelerator, cfg.num_beams)
         loop.eval_time_s += time.perf_counter() - t0
+        for (task, split), rows in untrained_rows.items():
+            if main:
+                write_jsonl(run_dir / "predictions" / f"{task}.{split}.untrained.jsonl", rows)
 
     def checkpoint() -> None:
         if main:
