@@ -56,4 +56,4 @@ def _encode_new(trained: Any, task: str, source: str | None, path: str | None, s
     else:
         examples = load_task(entry, config).splits[split]
     return encode_examples(examples, spec.kind, built.backbone.tokenizer, config.train.max_length,
-                           prompt_format(config, spec))
+                           prompt_format(config, spec, built.backbone.seq2seq))

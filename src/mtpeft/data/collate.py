@@ -21,9 +21,9 @@ class Batch:
     input_ids: torch.Tensor  # (batch, seq)
     attention_mask: torch.Tensor  # (batch, seq)
     labels: torch.Tensor | None = None  # (batch,) float 0/1
-    target_labels: torch.Tensor | None = None  # (batch, seq) long
     pair_input_ids: torch.Tensor | None = None
     pair_attention_mask: torch.Tensor | None = None
+    target_labels: torch.Tensor | None = None  # (batch, seq) long
     real_tokens: int = 0
     padded_tokens: int = 0
     attention_cells: int = 0  # query-key pairs the attention layers compute: sum of padded length^2
@@ -61,14 +61,22 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
     if split.kind is TaskKind.RETRIEVAL:
         codes = [split.pair_ids[i] for i in indices]
         pair_ids, pair_mask = pad(codes, pad_id)
-        return Batch(ids, mask, None, pair_ids, pair_mask, real + sum(map(len, codes)), padded + pair_ids.numel(),
-                     _cells(ids) + _cells(pair_ids))
+        return Batch(ids, mask, pair_input_ids=pair_ids, pair_attention_mask=pair_mask,
+                     real_tokens=real + sum(map(len, codes)), padded_tokens=padded + pair_ids.numel(),
+                     attention_cells=_cells(ids) + _cells(pair_ids))
     labels = torch.tensor([split.labels[i] for i in indices], dtype=torch.float32)
     return Batch(ids, mask, labels, real_tokens=real, padded_tokens=padded, attention_cells=_cells(ids))
 
 
 def _collate_generation(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
-    """Prompt and target as one right-padded sequence; only the target's positions carry labels."""
+    """Decoder-only: prompt and target as one right-padded sequence, only the target's positions carry
+    labels. Encoder-decoder: the prompt, and the target as the decoder's labels."""
+    if split.seq2seq:
+        prompts, targets = [split.ids[i] for i in indices], [split.pair_ids[i] for i in indices]
+        ids, mask = pad(prompts, pad_id)
+        labels, _ = pad(targets, IGNORE_INDEX)
+        return Batch(ids, mask, target_labels=labels, real_tokens=sum(map(len, prompts)) + sum(map(len, targets)),
+                     padded_tokens=ids.numel() + labels.numel(), attention_cells=_cells(ids) + _cells(labels))
     seqs = [split.ids[i] + split.pair_ids[i] for i in indices]
     ids, mask = pad(seqs, pad_id)
     labels = torch.full_like(ids, IGNORE_INDEX)

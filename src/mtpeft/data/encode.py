@@ -26,6 +26,7 @@ class EncodedSplit:
     references: list[str] = field(default_factory=list)
     max_new_tokens: int = 0  # generation: the most tokens decoded per prompt
     language: str | None = None  # generation: what the references are written in (None: English)
+    seq2seq: bool = False  # generation: targets go to a decoder, not after the prompt
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,6 +55,7 @@ class GenerationFormat:
     instruction: str
     max_target_length: int
     language: str | None = None
+    seq2seq: bool = False  # an encoder-decoder reads the prompt and writes the target in its decoder
 
 
 def encode_examples(examples: list[Example], kind: TaskKind, tokenizer: Any, max_length: int,
@@ -80,13 +82,23 @@ def encode_generation(examples: list[Example], tokenizer: Any, max_length: int,
                       generation: GenerationFormat) -> EncodedSplit:
     """Prompts of at most ``max_length`` tokens, and targets of at most ``max_target_length`` (with end-of-sequence)."""
     prompts = prompt_ids(tokenizer, [ex.text for ex in examples], max_length, generation.instruction)
-    eos = tokenizer.eos_token_id
+    eos = end_token_id(tokenizer)
     texts = [ex.target or "" for ex in examples]
     targets = [[*row[: generation.max_target_length - 1], eos]
                for row in (tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])]
     return EncodedSplit(TaskKind.GENERATION, prompts, pair_ids=targets, example_ids=[ex.id for ex in examples],
                         references=texts,
-                        max_new_tokens=generation.max_target_length, language=generation.language)
+                        max_new_tokens=generation.max_target_length, language=generation.language,
+                        seq2seq=generation.seq2seq)
+
+
+def end_token_id(tokenizer: Any) -> int:
+    """The token that ends a generated answer: end-of-sequence, else the separator (BERT-style vocabularies)."""
+    token = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    if token is None:
+        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has neither an end-of-sequence nor a separator token; "
+                         "a generation task needs one to end its targets")
+    return int(token)
 
 
 def prompt_ids(tokenizer: Any, texts: list[str], max_length: int, instruction: str) -> list[list[int]]:

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import logging
 import math
 import re
 import sys
@@ -268,7 +269,13 @@ def codebleu(predictions: Sequence[str], references: Sequence[str], language: st
         return None
     if not predictions:
         return 0.0
-    result = calc(list(references), list(predictions), lang=language, weights=(0.25, 0.25, 0.25, 0.25))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the package warns on the root logger for every batch without data flow
+    try:
+        result = calc(list(references), list(predictions), lang=language, weights=(0.25, 0.25, 0.25, 0.25))
+    finally:
+        root.setLevel(level)
     return float(result["codebleu"])
 
 

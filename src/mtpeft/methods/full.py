@@ -35,7 +35,7 @@ class FullMethod(Method):
     def load(self, backbone: Backbone, directory: Path) -> nn.Module:
         if not (directory / "config.json").is_file():
             raise RunError(f"{directory}: not a saved model (no config.json)")
-        backbone.model = load_backbone(str(directory)).model
+        backbone.model = load_backbone(str(directory), language_model=backbone.seq2seq).model
         return self.inject(backbone)
 
 

@@ -35,18 +35,27 @@ class Backbone:
     family: Family
     is_decoder: bool
     hidden_size: int
-    lm: Any = None  # with ``language_model=True``: the causal LM whose base module is ``model``
+    lm: Any = None  # with ``language_model=True``: the model that generates (see load_backbone)
+    seq2seq: bool = False  # an encoder-decoder loaded whole: generation goes through its decoder
 
 
 def load_backbone(reference: str, dtype: Any = None, language_model: bool = False) -> Backbone:
     """Load ``reference`` (zoo name, folder or hub id) offline-first as a hidden-state encoder.
 
-    ``language_model=True`` (a run with generation tasks) loads the causal LM instead and exposes its
-    base module as ``model``: the method adapts that module, and ``lm`` generates through the same
-    (adapted) weights with the pretrained LM head.
+    ``language_model=True`` (a run with generation tasks) loads the model with its LM head: a decoder-only
+    model as a causal LM whose base module is ``model`` (the method adapts that module, and ``lm``
+    generates through the same adapted weights with the pretrained LM head); a T5-family model whole,
+    encoder and decoder (``model`` is ``lm``: the method adapts both, classification reads the encoder).
     """
     import torch
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, T5EncoderModel
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        AutoTokenizer,
+        T5EncoderModel,
+    )
 
     source = resolve_model(reference)
     try:
@@ -68,13 +77,13 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
                          "supported: T5-family (t5, mt5, umt5, codet5)")
     lm = None
     if language_model:
-        if not is_decoder:
-            shape = "an encoder-decoder" if config.is_encoder_decoder else "an encoder"
-            raise ModelError(f"{reference}: generation tasks need a decoder-only language model (e.g. smollm2-135m), "
-                             f"but {model_type!r} is {shape}; train its other tasks in a separate run")
+        if not (is_decoder or family == "t5"):
+            raise ModelError(f"{reference}: generation tasks need a decoder-only language model (e.g. smollm2-135m) "
+                             f"or a T5-family encoder-decoder, but {model_type!r} is an encoder; train its other "
+                             "tasks in a separate run")
         with quiet_transformers():
-            lm = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        model = lm.base_model
+            lm = (AutoModelForSeq2SeqLM if family == "t5" else AutoModelForCausalLM).from_pretrained(source, **kwargs)
+        model = lm if family == "t5" else lm.base_model
     else:
         with quiet_transformers():
             model = (T5EncoderModel if family == "t5" else AutoModel).from_pretrained(source, **kwargs)
@@ -84,7 +93,8 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
     hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
     if hidden is None:
         raise ModelError(f"{reference}: config has neither hidden_size nor d_model")
-    return Backbone(model, tokenizer, reference, str(source), model_type, family, is_decoder, int(hidden), lm)
+    return Backbone(model, tokenizer, reference, str(source), model_type, family, is_decoder, int(hidden), lm,
+                    seq2seq=lm is not None and family == "t5")
 
 
 @contextmanager

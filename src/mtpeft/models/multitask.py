@@ -26,10 +26,12 @@ class MultiTaskModel(nn.Module):
         virtual_tokens: positions the method prepends to the output (prompt tuning); skipped before pooling.
         lm_head: the language model's output layer, shared by every generation task (see
             :mod:`mtpeft.models.generation`); required when a task is a generation task.
+        seq2seq: ``encoder`` is a whole encoder-decoder: other tasks read its encoder, generation its decoder.
     """
 
     def __init__(self, encoder: nn.Module, tasks: dict[str, TaskKind], hidden: int, pooling: str,
-                 head_dropout: float, virtual_tokens: int = 0, lm_head: nn.Module | None = None) -> None:
+                 head_dropout: float, virtual_tokens: int = 0, lm_head: nn.Module | None = None,
+                 seq2seq: bool = False) -> None:
         super().__init__()
         if lm_head is None and TaskKind.GENERATION in tasks.values():
             raise ValueError("generation tasks need the language model's head (lm_head)")
@@ -39,10 +41,15 @@ class MultiTaskModel(nn.Module):
         self.virtual_tokens = virtual_tokens
         self.heads = nn.ModuleDict({t: make_head(k, hidden, head_dropout) for t, k in tasks.items()})
         self.lm_head = lm_head
+        self.seq2seq = seq2seq
+
+    def encoding_module(self) -> nn.Module:
+        """What turns token ids into hidden states: the encoder, or an encoder-decoder's encoder stack."""
+        return self.encoder.get_encoder() if self.seq2seq else self.encoder
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, seq) token ids -> (batch, hidden) pooled vectors."""
-        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        outputs = self.encoding_module()(input_ids=input_ids, attention_mask=attention_mask)
         hidden = outputs.last_hidden_state
         if self.virtual_tokens:
             hidden = hidden[:, self.virtual_tokens:]  # prompt tuning prepends its virtual tokens
@@ -53,6 +60,9 @@ class MultiTaskModel(nn.Module):
         (retrieval), or only the loss (generation: decoding goes through :class:`TextGenerator`)."""
         head = self.heads[task]
         if self.kinds[task] is TaskKind.GENERATION:
+            if self.seq2seq:  # the model shifts the labels into decoder inputs and skips -100 itself
+                return {"loss": self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                             labels=batch.target_labels).loss}
             hidden = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
             return {"loss": next_token_loss(hidden, batch.target_labels, self.lm_head)}
         if self.kinds[task] is TaskKind.RETRIEVAL:

@@ -26,7 +26,7 @@ def build_tiny(family: str, tokenizer_dir: Path, target: Path) -> Path:
         LlamaConfig,
         LlamaModel,
         T5Config,
-        T5EncoderModel,
+        T5ForConditionalGeneration,
     )
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -46,7 +46,7 @@ def build_tiny(family: str, tokenizer_dir: Path, target: Path) -> Path:
     elif family == "t5":
         config = T5Config(vocab_size=vocab, d_model=h, d_kv=h // heads, d_ff=ff, num_layers=n, num_decoder_layers=n,
                           num_heads=heads, pad_token_id=pad, decoder_start_token_id=pad, feed_forward_proj="relu")
-        model_cls = T5EncoderModel
+        model_cls = T5ForConditionalGeneration  # whole, so generation tasks have a decoder
     else:
         raise ValueError(f"unknown tiny family {family!r}; valid: bert, llama, t5")
     torch.manual_seed(0)

@@ -159,7 +159,7 @@ def _tiny(family: str, tokenizer_from: str) -> Callable[[ZooEntry], Path]:
     def materialise(entry: ZooEntry) -> Path:
         from mtpeft.models.tiny import build_tiny
 
-        return build_tiny(family, ZOO.get(tokenizer_from).path(), mtpeft_home() / "models" / f"{entry.name}-v1")
+        return build_tiny(family, ZOO.get(tokenizer_from).path(), mtpeft_home() / "models" / f"{entry.name}-v2")
 
     return materialise
 

@@ -36,7 +36,9 @@ class Assembled:
 
     def generator(self, num_beams: int = 1) -> TextGenerator | None:
         """Decoding through the shared module, when the run has generation tasks."""
-        return TextGenerator(self.backbone.lm, self.backbone.tokenizer, num_beams) if self.backbone.lm else None
+        if self.backbone.lm is None:
+            return None
+        return TextGenerator(self.backbone.lm, self.backbone.tokenizer, num_beams, self.backbone.seq2seq)
 
 
 def load_tasks(config: RunConfig, with_data: bool = True) -> dict[str, TaskData]:
@@ -48,17 +50,18 @@ def load_tasks(config: RunConfig, with_data: bool = True) -> dict[str, TaskData]
     return {t.name: load_task(t, config) for t in config.tasks}
 
 
-def prompt_format(config: RunConfig, spec: TaskSpec) -> GenerationFormat | None:
+def prompt_format(config: RunConfig, spec: TaskSpec, seq2seq: bool = False) -> GenerationFormat | None:
     """How a generation task's inputs become prompts (None for other kinds)."""
     if spec.kind is not TaskKind.GENERATION:
         return None
     entry = next(t for t in config.tasks if t.name == spec.name)
-    return GenerationFormat(spec.instruction or f"{spec.name}:", entry.max_target_length, spec.language)
+    return GenerationFormat(spec.instruction or f"{spec.name}:", entry.max_target_length, spec.language, seq2seq)
 
 
-def encode_tasks(tasks: dict[str, TaskData], tokenizer: Any, config: RunConfig) -> dict[str, dict[str, EncodedSplit]]:
-    return {name: {split: encode_examples(data.splits[split], data.spec.kind, tokenizer, config.train.max_length,
-                                          prompt_format(config, data.spec))
+def encode_tasks(tasks: dict[str, TaskData], backbone: Backbone,
+                 config: RunConfig) -> dict[str, dict[str, EncodedSplit]]:
+    return {name: {split: encode_examples(data.splits[split], data.spec.kind, backbone.tokenizer,
+                                          config.train.max_length, prompt_format(config, data.spec, backbone.seq2seq))
                    for split in SPLITS} for name, data in tasks.items()}
 
 
@@ -76,10 +79,10 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
     backbone = load_backbone(config.model, language_model=generates)
     torch.manual_seed(config.train.seed)
     encoder = method.load(backbone, adapter_dir) if adapter_dir is not None else method.inject(backbone)
-    lm_head = attach_adapted_base(backbone.lm, encoder) if generates else None
+    lm_head = attach_adapted_base(backbone, encoder) if generates else None
     pooling = config.pooling or "mean"
     model = MultiTaskModel(encoder, kinds, backbone.hidden_size, pooling, config.head_dropout, method.virtual_tokens,
-                           lm_head)
+                           lm_head, backbone.seq2seq)
     weighting = WEIGHTINGS.get(config.loss_weighting)(list(kinds))
-    encoded = encode_tasks(tasks, backbone.tokenizer, config)
+    encoded = encode_tasks(tasks, backbone, config)
     return Assembled(tasks, encoded, backbone, method, model, weighting)
