@@ -55,3 +55,10 @@ def test_search_demonstrations_alternate_matching_and_other_code() -> None:
     assert [d.label for d in demos] == [1, 0, 1]
     assert demos[0].source_id == "f1" and demos[0].fields["text_pair"] == pool[1].text_pair
     assert demos[1].fields["text"] == pool[1].text and demos[1].fields["text_pair"] != pool[1].text_pair
+
+
+def test_generation_demonstrations_carry_their_targets():
+    pool = [Example(f"e{i}", f"def f{i}(): return {i}", target=f"Return {i}.") for i in range(5)]
+    picker = DemonstrationPicker(pool, TaskKind.GENERATION, 2, "bm25", balanced=True, seed=0)
+    demos = picker.pick(Example("q", "def g(): return 3", target="?"))
+    assert len(demos) == 2 and demos[0].target == "Return 3." and all(d.label is None for d in demos)

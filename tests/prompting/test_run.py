@@ -107,3 +107,20 @@ mode: score
     rows = [json.loads(line) for line in (run / "predictions" / "overflow.test.jsonl").read_text().splitlines()]
     assert all(r["prediction"] == int(r["probability"] >= 0.5) and "answer" not in r for r in rows)
     assert "unparseable_rate" not in read_json(run / "metrics.json")["tasks"]["overflow"]["test"]
+
+
+def test_prompt_generation_task_with_demonstrations(tmp_path: Path) -> None:
+    config = write_config(tmp_path, """tasks:
+  - name: summarization
+    reader_args: {max_lines: 12}
+    max_target_length: 6
+    max_examples: {train: 24, validation: 4, test: 6}
+""")
+    result = runner.invoke(app, ["prompt", str(config), "shots=2", *FAST])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "study" / "runs" / "p"
+    summary = read_json(run / "metrics.json")["tasks"]["summarization"]
+    assert summary["metric"] == "smoothed_bleu" and 1 <= summary["test"]["mean_shots"] <= 2  # as many as fit
+    assert {"bleu", "smoothed_bleu", "exact_match"} <= set(summary["test"])
+    rows = [json.loads(x) for x in (run / "predictions" / "summarization.test.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(r["reference"] for r in rows) and max(r["shots"] for r in rows) == 2

@@ -80,3 +80,27 @@ def test_seed_summary_t_interval_by_hand() -> None:
     half = 4.302652729911275 * 0.1 / math.sqrt(3)  # t(0.975, df=2)
     assert (summary["low"], summary["high"]) == pytest.approx((0.6 - half, 0.6 + half))
     assert math.isnan(seed_summary([0.5])["std"])
+
+
+def _generation_rows(predictions: list[str], references: list[str]) -> dict[str, dict]:
+    return {str(i): {"id": str(i), "prediction": p, "reference": r}
+            for i, (p, r) in enumerate(zip(predictions, references, strict=True))}
+
+
+@pytest.mark.parametrize("metric", ["bleu", "smoothed_bleu", "exact_match"])
+def test_generation_comparison_reproduces_the_corpus_metric(metric):
+    from mtpeft.evaluate.generation import generation_scores
+
+    refs = ["return a + b", "if x is None : return 0", "for i in range ( n ) : total += i", "raise ValueError ( msg )"]
+    good = ["return a + b", "if x is None : return 0", "for i in range ( n ) : total += i", "raise ValueError ( )"]
+    poor = ["return a", "if x : return", "for i in n : pass", "raise"]
+    outcomes = PairedOutcomes.from_rows(metric, _generation_rows(good, refs), _generation_rows(poor, refs))
+    result = compare(outcomes, samples=500)
+    expected = generation_scores(good, refs, None)[metric] - generation_scores(poor, refs, None)[metric]
+    assert result.n == 4 and result.delta == pytest.approx(expected)
+    assert result.low <= result.delta <= result.high
+
+
+def test_codebleu_has_no_paired_test():
+    rows = _generation_rows(["int a;"], ["int b;"])
+    assert compare(PairedOutcomes.from_rows("codebleu", rows, rows)).n == 0

@@ -72,7 +72,8 @@ class PromptBuilder:
 
     def encode(self, fields: dict[str, str], demos: list[Demonstration]) -> list[int]:
         """Token ids of the prompt exactly as the model will see it (demonstrations closest last)."""
-        turns = [(self.template.render(d.fields), ANSWERS[d.label]) for d in reversed(demos)]
+        turns = [(self.template.render(d.fields), d.target if d.target is not None else ANSWERS[d.label])
+                 for d in reversed(demos)]
         question = self.template.render(fields)
         if self.chat:
             messages = [m for user, answer in turns

@@ -4,7 +4,7 @@ BM25 (``rank_bm25.BM25Okapi``) runs over code tokens: identifiers split at ``_``
 lower-cased, plus numbers, so ``readBuffer`` and ``read_buffer`` match. A pair task is matched on
 both functions together; code search on the query text.
 
-``balanced``: half the demonstrations of each label (the top-scoring label gets the odd one), so an
+``balanced`` (classification): half the demonstrations of each label (the top-scoring label gets the odd one), so an
 imbalanced task (flakiness: ~4% positive) still shows the model a positive example. Code search
 demonstrations always alternate a matching (query, code) pair and the same query with the code of
 another training example. Demonstrations come back closest first; the prompt puts the closest one
@@ -42,11 +42,13 @@ def code_tokens(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Demonstration:
-    """A solved example shown before the input: the template fields and the answer (1 = yes)."""
+    """A solved example shown before the input: the template fields and the answer (1 = yes), or the
+    target text of a generation task."""
 
     fields: dict[str, str]
-    label: int
+    label: int | None
     source_id: str
+    target: str | None = None
 
 
 class DemonstrationPicker:
@@ -75,6 +77,9 @@ class DemonstrationPicker:
         order = [i for i in order if self.pool[i].id != example.id]
         if self.kind is TaskKind.RETRIEVAL:
             return self._search_pairs(order[: (self.shots + 1) // 2], rng)
+        if self.kind is TaskKind.GENERATION:
+            return [Demonstration(fields_of(self.pool[i]), None, self.pool[i].id, self.pool[i].target)
+                    for i in order[: self.shots]]
         chosen = self._balance(order) if self.balanced else order[: self.shots]
         return [Demonstration(fields_of(self.pool[i]), int(self.pool[i].label), self.pool[i].id) for i in chosen]
 

@@ -3,7 +3,7 @@
     1) tasks and templates are resolved (a bad template fails before anything loads)
     2) the model is loaded; the token budget is checked against its context
     3) data is read exactly as a training run with the same seed reads it (same splits, caps, test hashes)
-    4) each task is prompted: classification (generate or score) or two-stage code search
+    4) each task is prompted: classification (generate or score), two-stage code search, or generation
     5) metrics.json (the shared metrics plus prompting diagnostics), predictions, ledger.json, and
        run.json last: the directory appears whole, or not at all
 """
@@ -20,6 +20,7 @@ from mtpeft.errors import ConfigError
 from mtpeft.io import atomic_dir, write_json, write_jsonl, write_text
 from mtpeft.prompting.classify import prompt_classification
 from mtpeft.prompting.config import PromptConfig
+from mtpeft.prompting.generate import prompt_generation
 from mtpeft.prompting.lm import CausalLM
 from mtpeft.prompting.record import KIND, prompt_ledger
 from mtpeft.prompting.search import prompt_search
@@ -52,7 +53,8 @@ def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool 
     # 4) prompt every task
     results = {}
     for name in sorted(tasks):
-        prompt_task = prompt_search if specs[name].kind is TaskKind.RETRIEVAL else prompt_classification
+        prompt_task = {TaskKind.RETRIEVAL: prompt_search, TaskKind.GENERATION: prompt_generation}.get(
+            specs[name].kind, prompt_classification)
         results[name] = prompt_task(lm, tasks[name], config, templates[name])
 
     # 5) write the run directory

@@ -1,7 +1,8 @@
 """Prompt templates: editable text files, one per task, with ``{text}`` and ``{text_pair}`` placeholders.
 
 The packaged files (``prompting/templates/<task>.txt``) use the paper's wording: a yes/no question about
-the code, ending with "Respond with yes or no.". The placeholders are the fields of an
+the code, ending with "Respond with yes or no.". A generation task without a file gets its input followed
+by its instruction (the prompt a fine-tuned run trains with). The placeholders are the fields of an
 :class:`~mtpeft.tasks.Example`: the code (binary), the two functions (pair), or the query and the code
 (retrieval). A task without a packaged file needs one in the config (``templates: {task: path}``).
 """
@@ -48,6 +49,8 @@ def load_template(spec: TaskSpec, path: Path | None = None) -> Template:
         if not path.is_file():
             raise ConfigError(f"templates.{spec.name}: {path}: no such file")
         template = Template(path.read_text(encoding="utf-8").strip(), str(path))
+    elif spec.kind is TaskKind.GENERATION:  # the input, then the instruction a fine-tuned run is trained with
+        template = Template("{text}\n\n" + (spec.instruction or f"{spec.name}:"), f"instruction:{spec.name}")
     else:
         packaged = resources.files("mtpeft.prompting") / "templates" / f"{spec.name}.txt"
         if not packaged.is_file():
@@ -65,7 +68,7 @@ def load_template(spec: TaskSpec, path: Path | None = None) -> Template:
 
 
 def needed_fields(kind: TaskKind) -> tuple[str, ...]:
-    return ("text",) if kind is TaskKind.BINARY else FIELDS
+    return ("text",) if kind in (TaskKind.BINARY, TaskKind.GENERATION) else FIELDS
 
 
 def fields_of(example: Example) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """Paired significance tests and intervals for comparing two runs on the same test examples.
 
-Any metric (accuracy, F1, MRR): a paired bootstrap that resamples test examples (queries) and
+Any metric (accuracy, F1, MRR, BLEU): a paired bootstrap that resamples test examples (queries) and
 recomputes the metric for both systems on the same resample. Classification also gets McNemar's exact
 test on per-example correctness (the discordant pairs follow Binomial(b + c, 1/2) under the null).
+Generation metrics that are means over examples (smoothed BLEU, exact match, parse rate) resample
+per-example scores; corpus BLEU resamples its sufficient statistics; CodeBLEU has no paired test here.
 """
 
 from __future__ import annotations
@@ -13,9 +15,28 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from mtpeft.evaluate.generation import (
+    bleu_from_statistics,
+    bleu_statistics,
+    exact_match,
+    parse_rate,
+    sentence_smoothed_bleu,
+)
 from mtpeft.evaluate.metrics import scores_from_confusion
 
 BOOTSTRAP_SAMPLES = 2000
+
+
+def _exact(prediction: str, reference: str) -> float:
+    return float(exact_match([prediction], [reference]))
+
+
+def _parses(prediction: str, _reference: str) -> float:
+    return parse_rate([prediction])
+
+
+PER_EXAMPLE_GENERATION = {"smoothed_bleu": sentence_smoothed_bleu, "exact_match": _exact, "parses": _parses}
+CORPUS_GENERATION = ("bleu", "codebleu")
 
 
 @dataclass(frozen=True)
@@ -23,8 +44,8 @@ class PairedOutcomes:
     """What two systems got on the same examples: labels and predictions, or reciprocal ranks."""
 
     metric: str
-    labels: np.ndarray | None  # (n,) 0/1; None for retrieval
-    a: np.ndarray  # (n,) predictions (0/1) or reciprocal ranks
+    labels: np.ndarray | None  # (n,) 0/1; None for retrieval and generation
+    a: np.ndarray  # (n,) predictions (0/1), reciprocal ranks or per-example scores; (n, 10) BLEU statistics
     b: np.ndarray
 
     @classmethod
@@ -35,6 +56,13 @@ class PairedOutcomes:
         if metric == "mrr":
             return cls(metric, None, np.array([1 / rows_a[i]["rank"] for i in ids]),
                        np.array([1 / rows_b[i]["rank"] for i in ids]))
+        if metric in PER_EXAMPLE_GENERATION or metric in CORPUS_GENERATION:
+            if metric == "codebleu":
+                ids = []  # not decomposable into per-example parts: no paired test
+            score = PER_EXAMPLE_GENERATION.get(metric, bleu_statistics)
+            return cls(metric, None,
+                       np.array([score(rows_a[i]["prediction"], rows_a[i]["reference"]) for i in ids]),
+                       np.array([score(rows_b[i]["prediction"], rows_b[i]["reference"]) for i in ids]))
         return cls(metric, np.array([rows_a[i]["label"] for i in ids], dtype=int),
                    np.array([rows_a[i]["prediction"] for i in ids], dtype=int),
                    np.array([rows_b[i]["prediction"] for i in ids], dtype=int))
@@ -49,6 +77,8 @@ class PairedOutcomes:
     def scores(self, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The metric of a and b on the examples ``index`` selects (rows of a 2-d index: one resample each)."""
         index = np.arange(len(self))[None, :] if index is None else np.atleast_2d(index)
+        if self.metric == "bleu":
+            return bleu_from_statistics(self.a[index].sum(axis=1)), bleu_from_statistics(self.b[index].sum(axis=1))
         if self.labels is None:
             return self.a[index].mean(axis=1), self.b[index].mean(axis=1)
         return self._classification(self.a, index), self._classification(self.b, index)
