@@ -26,7 +26,8 @@ from mtpeft.train.checkpoint import LoopState
 def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: TrainCounters, loop: LoopState,
                  wall_time_s: float, accelerator: Any) -> dict[str, Any]:
     params = count_parameters(built.model.encoder, [built.model.heads, built.weighting])
-    flop_counts = flop_model(built.model.encoding_module(), built.backbone.model.config)
+    with accelerator.autocast():  # frozen weights may be stored in bf16 (train.precision)
+        flop_counts = flop_model(built.model.encoding_module(), built.backbone.model.config)
     flops = flop_counts.training(counters.padded_tokens, counters.attention_cells)
     full = built.method.storage == "model"
     stored_module = run_dir / built.method.storage

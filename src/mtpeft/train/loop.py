@@ -45,6 +45,7 @@ from mtpeft.train.checkpoint import (
 from mtpeft.train.evaluation import evaluate_untrained, final_evaluation, run_all, tune_thresholds
 from mtpeft.train.ledger_record import write_ledger
 from mtpeft.train.optim import linear_schedule, make_optimizer
+from mtpeft.train.precision import cast_frozen_linears
 
 
 class TrainingDiverged(MtpeftError):
@@ -129,6 +130,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     built = assemble(config)
     names = sorted(built.tasks)
     lengths = {t: built.encoded[t]["train"].lengths() for t in names}
+    if accelerator.mixed_precision == "bf16":
+        cast_frozen_linears(built.model)  # the cast autocast would repeat at every call, made once
     step_module = StepModule(built.model, built.weighting)
 
     # 3) optimiser and schedule (the schedule counts optimiser steps, not micro-steps)
