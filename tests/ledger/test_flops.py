@@ -60,3 +60,21 @@ def test_agrees_with_torch_flop_counter(method: str, tolerance: float) -> None:
     counted = model.training(batch * length, batch * length * length)["total"]
     assert counted == pytest.approx(counter.get_total_flops(), rel=tolerance)
     assert counted >= counter.get_total_flops() * 0.998  # never an undercount beyond the pooler
+
+
+def test_lm_head_counts_what_flop_counter_sees_on_target_positions():
+    from mtpeft.data.collate import IGNORE_INDEX
+    from mtpeft.ledger.flops import FlopModel
+    from mtpeft.models.generation import next_token_loss
+
+    head = torch.nn.Linear(16, 50, bias=False).requires_grad_(False)
+    hidden = torch.randn(2, 7, 16, requires_grad=True)
+    labels = torch.full((2, 7), IGNORE_INDEX)
+    labels[0, 3:6] = torch.tensor([1, 2, 3])
+    labels[1, 5:7] = torch.tensor([4, 5])  # 5 target tokens; each is predicted from the position before it
+    with FlopCounterMode(display=False) as counter:
+        next_token_loss(hidden, labels, head).backward()
+    zero = dict.fromkeys(("forward", "backward_activations", "backward_weights", "total", "saved_by_frozen_weights"), 0)
+    counted = FlopModel(0, 0, 0, 0, 0).with_lm_head(zero, tokens=5, head_weights=head.weight.numel(), trains=False)
+    assert counted["total"] == counter.get_total_flops() == 4 * 5 * 16 * 50
+    assert counted["backward_weights"] == 0 and counted["saved_by_frozen_weights"] == counted["forward"]

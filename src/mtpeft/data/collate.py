@@ -27,6 +27,7 @@ class Batch:
     real_tokens: int = 0
     padded_tokens: int = 0
     attention_cells: int = 0  # query-key pairs the attention layers compute: sum of padded length^2
+    target_tokens: int = 0  # generation: positions that go through the LM head
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -76,7 +77,8 @@ def _collate_generation(split: EncodedSplit, indices: list[int], pad_id: int) ->
         ids, mask = pad(prompts, pad_id)
         labels, _ = pad(targets, IGNORE_INDEX)
         return Batch(ids, mask, target_labels=labels, real_tokens=sum(map(len, prompts)) + sum(map(len, targets)),
-                     padded_tokens=ids.numel() + labels.numel(), attention_cells=_cells(ids) + _cells(labels))
+                     padded_tokens=ids.numel() + labels.numel(), attention_cells=_cells(ids) + _cells(labels),
+                     target_tokens=sum(map(len, targets)))
     seqs = [split.ids[i] + split.pair_ids[i] for i in indices]
     ids, mask = pad(seqs, pad_id)
     labels = torch.full_like(ids, IGNORE_INDEX)
@@ -84,7 +86,7 @@ def _collate_generation(split: EncodedSplit, indices: list[int], pad_id: int) ->
         start = len(split.ids[i])
         labels[row, start:start + len(split.pair_ids[i])] = torch.tensor(split.pair_ids[i], dtype=torch.long)
     return Batch(ids, mask, target_labels=labels, real_tokens=sum(map(len, seqs)), padded_tokens=ids.numel(),
-                 attention_cells=_cells(ids))
+                 attention_cells=_cells(ids), target_tokens=sum(len(split.pair_ids[i]) for i in indices))
 
 
 def _cells(ids: torch.Tensor) -> int:

@@ -50,6 +50,17 @@ class FlopModel:
             "saved_by_frozen_weights": 2 * (self.linear_weights - self.trainable_weights) * tokens,
         }
 
+    def with_lm_head(self, flops: dict[str, int], tokens: int, head_weights: int, trains: bool) -> dict[str, int]:
+        """``flops`` plus a decoder's LM head over ``tokens`` target positions (only those are projected):
+        forward, the gradient into the hidden states, and the head's own gradient when it trains."""
+        forward, activations = 2 * head_weights * tokens, 2 * head_weights * tokens
+        weights = 2 * head_weights * tokens if trains else 0
+        return {"forward": flops["forward"] + forward,
+                "backward_activations": flops["backward_activations"] + activations,
+                "backward_weights": flops["backward_weights"] + weights,
+                "total": flops["total"] + forward + activations + weights,
+                "saved_by_frozen_weights": flops["saved_by_frozen_weights"] + (0 if trains else forward)}
+
     def _attention(self, cells: int) -> int:
         return 4 * self.attention_layers * self.attention_width * cells
 

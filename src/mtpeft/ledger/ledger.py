@@ -131,12 +131,14 @@ class TrainCounters:
     real_tokens: int = 0
     padded_tokens: int = 0
     attention_cells: int = 0
+    target_tokens: int = 0  # generation targets: positions through the LM head
     examples_per_task: dict[str, int] = field(default_factory=dict)
 
-    def add(self, task: str, examples: int, real: int, padded: int, cells: int) -> None:
+    def add(self, task: str, examples: int, real: int, padded: int, cells: int, targets: int = 0) -> None:
         self.examples += examples
         self.real_tokens += real
         self.padded_tokens += padded
         self.attention_cells += cells
+        self.target_tokens += targets
         self.examples_per_task[task] = self.examples_per_task.get(task, 0) + examples
 

@@ -29,6 +29,9 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
     with accelerator.autocast():  # frozen weights may be stored in bf16 (train.precision)
         flop_counts = flop_model(built.model.encoding_module(), built.backbone.model.config)
     flops = flop_counts.training(counters.padded_tokens, counters.attention_cells)
+    head = built.model.lm_head
+    if head is not None and not built.backbone.seq2seq:
+        flops = flop_counts.with_lm_head(flops, counters.target_tokens, head.weight.numel(), head.weight.requires_grad)
     full = built.method.storage == "model"
     stored_module = run_dir / built.method.storage
     heads_files = [run_dir / "heads.safetensors", run_dir / "heads.json"]
@@ -70,7 +73,10 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
                 "linear_weights_per_token": flop_counts.linear_weights,
                 "trainable_linear_weights_per_token": flop_counts.trainable_weights,
                 "counted": "analytically from the model's shapes over padded tokens (what the hardware computed): "
-                           "matmuls of linear layers and attention, forward + backward; see mtpeft.ledger.flops",
+                           "matmuls of linear layers and attention, forward + backward, and a decoder's LM head "
+                           "over generation targets; see mtpeft.ledger.flops"
+                           + ("; an encoder-decoder's decoder is NOT counted" if built.backbone.seq2seq else ""),
+                "target_tokens": counters.target_tokens,
             },
         },
         "meta_info": {

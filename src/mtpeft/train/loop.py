@@ -233,7 +233,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
                 scheduler.step()
                 optimizer.zero_grad()
             for task, batch in batches:
-                counters.add(task, len(batch), batch.real_tokens, batch.padded_tokens, batch.attention_cells)
+                counters.add(task, len(batch), batch.real_tokens, batch.padded_tokens, batch.attention_cells,
+                             batch.target_tokens)
                 running[task] = 0.9 * running.get(task, task_losses[task]) + 0.1 * task_losses[task]
             loop.step_in_epoch = index + 1
             bar.update(1)
