@@ -69,3 +69,11 @@ def test_dump_round_trips(tmp_path):
     cfg = load_config(write(tmp_path, BASE))
     again = write(tmp_path, dump_config(cfg))
     assert load_config(again) == cfg
+
+
+@pytest.mark.parametrize("name", ["quickstart", "paper-tasks", "generation", "generation-codexglue"])
+def test_shipped_run_configs_validate(name):
+    from mtpeft.tasks import resolve_spec
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
+    assert [resolve_spec(task).name for task in config.tasks] == [task.name for task in config.tasks]
