@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from mtpeft.evaluate.generation import generation_scores
 from mtpeft.evaluate.metrics import constant_baseline, random_retrieval_baseline
 from mtpeft.evaluate.runner import SplitOutput, best_threshold, prediction_rows, run_split, score
 from mtpeft.tasks.spec import TaskKind, TaskSpec
@@ -53,9 +54,23 @@ def final_evaluation(built: Assembled, accelerator: Any, num_beams: int = 1,
     thresholds = tune_thresholds(built, outputs["validation"])
     specs = {name: data.spec for name, data in built.tasks.items()}
     metrics = summarise(specs, outputs, thresholds, untrained)
+    for task, scores in copy_input_scores(built, list(outputs)).items():
+        metrics["tasks"][task]["copy_input"] = scores
     predictions = {(t, split): prediction_rows(out, thresholds.get(t, 0.5))
                    for split, per_task in outputs.items() for t, out in per_task.items()}
     return metrics, predictions, thresholds
+
+
+def copy_input_scores(built: Assembled, splits: list[str]) -> dict[str, dict[str, Any]]:
+    """Generation tasks scored as if the model copied its input: the trivial baseline of code-to-code tasks
+    (a bug fix changes few tokens, so the buggy method already scores a high BLEU against the fix)."""
+    out = {}
+    for name, data in built.tasks.items():
+        if data.spec.kind is TaskKind.GENERATION:
+            out[name] = {split: generation_scores([ex.text for ex in data.splits[split]],
+                                                  [ex.target or "" for ex in data.splits[split]], data.spec.language)
+                         for split in splits}
+    return out
 
 
 def summarise(specs: dict[str, TaskSpec], outputs: dict[str, dict[str, SplitOutput]],
