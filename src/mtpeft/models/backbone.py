@@ -39,9 +39,15 @@ class Backbone:
     seq2seq: bool = False  # an encoder-decoder loaded whole: generation goes through its decoder
 
 
-def load_backbone(reference: str, dtype: Any = None, language_model: bool = False) -> Backbone:
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+"""Config fields that hold the dropout on attention probabilities (BERT family, Llama/Qwen family, GPT-2)."""
+
+
+def load_backbone(reference: str, dtype: Any = None, language_model: bool = False,
+                  attention_dropout: float | None = None) -> Backbone:
     """Load ``reference`` (zoo name, folder or hub id) offline-first as a hidden-state encoder.
 
+    ``attention_dropout`` replaces the model's dropout on attention probabilities (where its config has one).
     ``language_model=True`` (a run with generation tasks) loads the model with its LM head: a decoder-only
     model as a causal LM whose base module is ``model`` (the method adapts that module, and ``lm``
     generates through the same adapted weights with the pretrained LM head); a T5-family model whole,
@@ -70,7 +76,11 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
     is_decoder = model_type in _DECODER_TYPES or (any(
         a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or [])
     ) and not config.is_encoder_decoder)
-    kwargs = {"dtype": dtype or torch.float32}
+    kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
+    if attention_dropout is not None:
+        # dropout on attention probabilities keeps PyTorch's fused attention kernel out of training (the
+        # math path draws an L x L mask per head); these fields change nothing else in the model
+        kwargs.update({key: attention_dropout for key in ATTENTION_DROPOUT_KEYS if hasattr(config, key)})
     family = _FAMILIES.get(model_type, "other")
     if config.is_encoder_decoder and family != "t5":
         raise ModelError(f"{reference}: encoder-decoder model_type {model_type!r} is not supported; "

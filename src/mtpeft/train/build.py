@@ -76,7 +76,7 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
         raise ConfigError(f"method: {config.method!r} prepends virtual tokens inside peft's own forward, which "
                           "generation does not go through; generation tasks need lora, ia3, adapter, "
                           "parallel_adapter or full")
-    backbone = load_backbone(config.model, language_model=generates)
+    backbone = load_backbone(config.model, language_model=generates, attention_dropout=config.attention_dropout)
     torch.manual_seed(config.train.seed)
     encoder = method.load(backbone, adapter_dir) if adapter_dir is not None else method.inject(backbone)
     lm_head = attach_adapted_base(backbone, encoder) if generates else None
