@@ -52,10 +52,12 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def run_config(model: str, per_task: int, batch_size: int, max_length: int, out: Path) -> Any:
+def run_config(model: str, per_task: int, batch_size: int, max_length: int, out: Path,
+               attention_dropout: float | None) -> Any:
     overrides = [f"model={model}", "method=lora", f"method_args={json.dumps(LORA)}", "train.epochs=1",
                  f"train.batch_size={batch_size}", f"train.max_length={max_length}", "train.warmup_ratio=0",
-                 f"output_dir={out}", "sampling.strategy=round_robin"]
+                 f"output_dir={out}", "sampling.strategy=round_robin",
+                 f"attention_dropout={'null' if attention_dropout is None else attention_dropout}"]
     config = load_config(ROOT / "configs" / "paper-tasks.yaml", overrides)
     tasks = [t.model_copy(update={"max_examples": {"train": per_task, "validation": 16, "test": 16}})
              for t in config.tasks if t.name in TASKS]
@@ -112,6 +114,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--attention-dropout", type=float, default=None,
+                        help="mtpeft's attention_dropout (default: the model's own, as the Trainer baseline)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-train-throughput.json")
     args = parser.parse_args()
 
@@ -119,7 +123,8 @@ def main() -> None:
     print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
     results: dict[str, list[dict[str, float]]] = {"mtpeft": [], "trainer": []}
     with tempfile.TemporaryDirectory() as scratch:
-        config = run_config(args.model, args.per_task, args.batch_size, args.max_length, Path(scratch) / "run")
+        config = run_config(args.model, args.per_task, args.batch_size, args.max_length, Path(scratch) / "run",
+                            args.attention_dropout)
         for round_ in range(args.rounds):
             for name, fn in (("mtpeft", lambda: bench_mtpeft(config)),
                              ("trainer", lambda: bench_trainer(config, Path(scratch)))):
@@ -133,6 +138,7 @@ def main() -> None:
     median = {name: statistics.median(r["tokens_per_s"] for r in runs) for name, runs in results.items()}
     gflops = statistics.median(r["gflop_per_s"] for r in results["mtpeft"])
     summary = {"model": args.model, "per_task": args.per_task, "batch_size": args.batch_size,
+               "mtpeft_attention_dropout": args.attention_dropout,
                "max_length": args.max_length, "matmul_peak_gflop_per_s": peaks, "runs": results,
                "median_tokens_per_s": median, "ratio_mtpeft_over_trainer": median["mtpeft"] / median["trainer"],
                "mtpeft_gflop_per_s": gflops, "mtpeft_share_of_bf16_peak": gflops / peaks["bf16"],
