@@ -102,3 +102,28 @@ def test_encoder_decoder_trains_generation_and_classification_over_one_module(tm
         assert again[task]["test"] == pytest.approx(metrics[task]["test"])
     flops = json.loads((run / "ledger.json").read_text())["train_info"]["flops"]
     assert flops["total"] > 0
+
+
+def test_a_crashed_generation_run_resumes_to_the_same_result(tmp_path, tiny_jsonl_task, monkeypatch):
+    def make(folder: str):
+        return config_from_dict({
+            "name": "r", "model": "tiny-llama", "method": "lora", "method_args": {"r": 4, "alpha": 8},
+            "tasks": [{"name": "overflow", "kind": "binary", "source": "devign", "path": str(tiny_jsonl_task)},
+                      {"name": "summarization", "reader_args": {"max_lines": 12}, "max_target_length": 6,
+                       "max_examples": {"train": 48, "validation": 8, "test": 8}}],
+            "train": {"epochs": 2, "batch_size": 8, "max_length": 48, "precision": "fp32", "checkpoint_every": 3},
+            "output_dir": str(tmp_path / folder),
+        })
+
+    reference = train(make("a"), progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(make("b"), progress=False, interrupt_at_step=5)  # last checkpoint: step 3
+    import mtpeft.train.loop as loop_module
+
+    def fail(*_args, **_kwargs):
+        raise AssertionError("the untrained baseline must come from the checkpoint, not be decoded again")
+
+    monkeypatch.setattr(loop_module, "evaluate_untrained", fail)
+    resumed = train(make("b"), resume=True, progress=False)
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (reference, resumed))
+    assert a["tasks"] == b["tasks"]
