@@ -127,3 +127,19 @@ def test_a_crashed_generation_run_resumes_to_the_same_result(tmp_path, tiny_json
     resumed = train(make("b"), resume=True, progress=False)
     a, b = (json.loads((r / "metrics.json").read_text()) for r in (reference, resumed))
     assert a["tasks"] == b["tasks"]
+
+
+def test_full_fine_tuning_with_generation_reloads_its_own_weights(tmp_path):
+    config = config_from_dict({
+        "name": "full", "model": "tiny-llama", "method": "full",
+        "tasks": [{"name": "summarization", "reader_args": {"max_lines": 12}, "max_target_length": 6,
+                   "max_examples": {"train": 32, "validation": 8, "test": 8}}],
+        "train": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "max_length": 48, "precision": "fp32"},
+        "output_dir": str(tmp_path / "run"),
+    })
+    run = train(config, progress=False)
+    metrics = json.loads((run / "metrics.json").read_text())["tasks"]["summarization"]
+    again = evaluate_run(run)["tasks"]["summarization"]  # the saved model, not the pretrained one, decodes
+    assert again["test"] == pytest.approx(metrics["test"])
+    rows = (run / "predictions" / "summarization.test.jsonl").read_text()
+    assert rows != (run / "predictions" / "summarization.test.untrained.jsonl").read_text()
