@@ -12,10 +12,12 @@ import pytest
 from mtpeft.config import config_from_dict
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate_run import evaluate_run
+from mtpeft.serve.predict_file import predict_file
 from mtpeft.serve.predictor import Predictor
 from mtpeft.train import train
+from mtpeft.train.artifacts import load_trained
 
-from ..conftest import ROOT
+from ..conftest import ROOT, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +57,7 @@ def test_generation_learns_next_to_classification_and_reloads(tmp_path, tiny_jso
     assert again["summarization"]["test"] == pytest.approx(metrics["test"])
     predictor = Predictor.from_run(run)  # the classification task is served; the generation task says why not
     assert predictor.check_task("overflow")
-    with pytest.raises(ConfigError, match="generation task, which serving does not run"):
+    with pytest.raises(ConfigError, match="generation task, which the HTTP service does not decode"):
         predictor.check_task("summarization")
 
 
@@ -143,3 +145,11 @@ def test_full_fine_tuning_with_generation_reloads_its_own_weights(tmp_path):
     assert again["test"] == pytest.approx(metrics["test"])
     rows = (run / "predictions" / "summarization.test.jsonl").read_text()
     assert rows != (run / "predictions" / "summarization.test.untrained.jsonl").read_text()
+
+    # `mtpeft predict` on the test inputs writes what the run's own evaluation wrote
+    examples = load_trained(run).built.tasks["summarization"].splits["test"]
+    inputs = write_jsonl(tmp_path / "in.jsonl", [{"id": ex.id, "code": ex.text} for ex in examples])
+    assert predict_file(run, "summarization", str(inputs), str(tmp_path / "out.jsonl"), batch_size=3) == 8
+    answers = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    expected = {r["id"]: r["prediction"] for r in map(json.loads, rows.splitlines())}
+    assert [a["text"] for a in answers] == [expected[a["id"]] for a in answers]

@@ -107,13 +107,24 @@ def prompt_ids(tokenizer: Any, texts: list[str], max_length: int, instruction: s
 
     The one place generation prompts become tokens, so training, evaluation and serving see identical ids.
     """
-    suffix = tokenizer("\n" + instruction + "\n", add_special_tokens=False)["input_ids"]
+    suffix = _instruction_ids(tokenizer, instruction)
     if len(suffix) >= max_length:
         raise ValueError(f"the instruction {instruction!r} takes {len(suffix)} tokens; max_length is {max_length}")
     if not texts:
         return []
     sources = tokenizer(texts, truncation=True, max_length=max_length - len(suffix))["input_ids"]
     return [row + suffix for row in sources]
+
+
+def prompts_cut(tokenizer: Any, texts: list[str], prompts: list[list[int]], instruction: str) -> list[bool]:
+    """Which of :func:`prompt_ids`' prompts (``prompts``, for the same ``texts``) had their input cut short."""
+    kept = len(_instruction_ids(tokenizer, instruction))
+    full = tokenizer(texts, verbose=False)["input_ids"] if texts else []
+    return [len(whole) > len(prompt) - kept for whole, prompt in zip(full, prompts, strict=True)]
+
+
+def _instruction_ids(tokenizer: Any, instruction: str) -> list[int]:
+    return tokenizer("\n" + instruction + "\n", add_special_tokens=False)["input_ids"]
 
 
 def tokenize(tokenizer: Any, texts: list[str], max_length: int, pairs: list[str] | None = None) -> list[list[int]]:

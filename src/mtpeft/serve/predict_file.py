@@ -20,7 +20,7 @@ from mtpeft.evaluate.runner import length_sorted_chunks
 from mtpeft.io import write_jsonl
 from mtpeft.serve.index import SearchIndex
 from mtpeft.serve.predictor import Encoded, Predictor, answer_row
-from mtpeft.serve.schemas import INPUTS, PoolItem, input_fields
+from mtpeft.serve.schemas import INPUTS, CodeInput, PoolItem, input_fields
 from mtpeft.tasks.spec import TaskKind
 
 STDIO = "-"
@@ -31,10 +31,16 @@ def predict_file(run_dir: str | Path, task: str, source: str = STDIO, target: st
                  pool: str | None = None, batch_size: int = 32, merge: bool = False) -> int:
     """Answer every input of ``source`` with ``task``'s head; write them to ``target``. Returns the count.
 
-    Binary tasks read ``{"code"}``, pair tasks ``{"code1", "code2"}``, retrieval tasks ``{"query"}`` ranked
-    against ``pool`` (jsonl of ``{"id", "code"}``); an ``id`` field is passed through.
+    Binary and generation tasks read ``{"code"}``, pair tasks ``{"code1", "code2"}``, retrieval tasks
+    ``{"query"}`` ranked against ``pool`` (jsonl of ``{"id", "code"}``); an ``id`` field is passed through.
+    A generation task answers ``{"text"}``: the decoded output, prompted as in training.
     """
     predictor = Predictor.from_run(run_dir, merge=merge)
+    if task in predictor.generation:
+        if pool is not None:
+            raise ConfigError(f"--pool: only for retrieval tasks; {task!r} is a generation task")
+        inputs = read_models(source, CodeInput, "a generation input has code and an optional id")
+        return _write(predictor.generate(task, inputs, batch_size), target)
     kind = predictor.check_task(task)
     if (kind is TaskKind.RETRIEVAL) != (pool is not None):
         raise ConfigError(f"--pool: needed for retrieval tasks, and only for them; {task!r} is a {kind} task")
@@ -49,6 +55,10 @@ def predict_file(run_dir: str | Path, task: str, source: str = STDIO, target: st
         index = SearchIndex([c.id for c in codes], vectors, sum(cut))
         outputs = _run(predictor, encoded, batch_size)
         rows = [answer_row(item, hits=index.search(task, out, top_k)) for item, out in outputs]
+    return _write(rows, target)
+
+
+def _write(rows: list[dict[str, Any]], target: str) -> int:
     if target == STDIO:
         sys.stdout.writelines(json.dumps(row) + "\n" for row in rows)
     else:

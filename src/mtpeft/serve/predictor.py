@@ -17,12 +17,13 @@ import torch
 from torch import nn
 
 from mtpeft.data.collate import pad
-from mtpeft.data.encode import tokenize, truncated
+from mtpeft.data.encode import prompt_ids, prompts_cut, tokenize, truncated
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.runner import embed
 from mtpeft.serve.schemas import Ident, input_fields, tasks_of
 from mtpeft.tasks.spec import TaskKind
 from mtpeft.train.artifacts import TrainedRun, load_trained
+from mtpeft.train.build import prompt_format
 from mtpeft.train.loop import make_accelerator
 
 MERGEABLE = ("lora", "ia3")  # peft methods whose weights fold into the base weights
@@ -53,11 +54,13 @@ class Predictor:
         self.model = built.model
         self.tokenizer = built.backbone.tokenizer
         self.pad_id = built.pad_id
-        # generation tasks are evaluated (`mtpeft eval`) but not served: the server answers per item in one
-        # backbone pass, which decoding (many passes per item) does not fit
+        # generation tasks are answered by `generate` (`mtpeft predict`), not by the HTTP service: it answers
+        # per item in one backbone pass, which decoding (many passes per item) does not fit
         self.specs = {name: data.spec for name, data in built.tasks.items()
                       if data.spec.kind is not TaskKind.GENERATION}
-        self.unserved = sorted(set(built.tasks) - set(self.specs))
+        self.generation = {name: prompt_format(config, data.spec, built.backbone.seq2seq)
+                           for name, data in built.tasks.items() if data.spec.kind is TaskKind.GENERATION}
+        self.generator = built.generator(config.train.num_beams)
         self.thresholds = trained.thresholds
         self.max_length = config.train.max_length
         self._tokenizer_lock = threading.Lock()
@@ -77,9 +80,9 @@ class Predictor:
         return tasks_of(self.specs, TaskKind.RETRIEVAL)
 
     def check_task(self, task: str) -> TaskKind:
-        if task in self.unserved:
-            raise ConfigError(f"--task {task!r} is a generation task, which serving does not run yet; score it with "
-                              "`mtpeft eval` (predictions/<task>.test.jsonl of the run hold its generated texts)")
+        if task in self.generation:
+            raise ConfigError(f"task {task!r} is a generation task, which the HTTP service does not decode; "
+                              f"use `mtpeft predict RUN --task {task}` (jsonl of {{\"code\"}} in, generated text out)")
         if task not in self.specs:
             raise ConfigError(f"--task {task!r}: the run has tasks {', '.join(sorted(self.specs))}")
         return self.specs[task].kind
@@ -91,6 +94,23 @@ class Predictor:
         pairs = [getattr(x, names[1]) for x in inputs] if len(names) > 1 else None
         ids, cut = self._tokenize(texts, pairs)
         return [Encoded(task, row, flag, getattr(x, "id", None)) for row, flag, x in zip(ids, cut, inputs, strict=True)]
+
+    @torch.no_grad()
+    def generate(self, task: str, inputs: Sequence[Any], batch_size: int) -> list[dict[str, Any]]:
+        """The generated text for each input (objects with ``code`` and an optional ``id``), in order;
+        prompted and decoded exactly as the run's evaluation decodes its test split."""
+        if task not in self.generation:
+            raise ConfigError(f"--task {task!r}: not a generation task of this run "
+                              f"(generation tasks: {', '.join(sorted(self.generation)) or 'none'})")
+        fmt = self.generation[task]
+        texts = [x.code for x in inputs]
+        with self._tokenizer_lock:
+            prompts = prompt_ids(self.tokenizer, texts, self.max_length, fmt.instruction)
+            cut = prompts_cut(self.tokenizer, texts, prompts, fmt.instruction)
+        with self.autocast():
+            written = self.generator.generate(prompts, fmt.max_target_length, batch_size, self.device)
+        return [answer_row(Encoded(task, ids, flag, getattr(x, "id", None)), text=text)
+                for ids, flag, x, text in zip(prompts, cut, inputs, written, strict=True)]
 
     def encode_mixed(self, items: Sequence[Any]) -> list[Encoded]:
         """Tokenise items that each name their ``task``, keeping their order."""
