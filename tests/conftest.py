@@ -29,6 +29,19 @@ def shared() -> Path:
     return SHARED
 
 
+def documented_functions(count: int, docstring: str) -> str:
+    """Python source of ``count`` small documented functions (``{i}`` in ``docstring`` is the function's number)."""
+    return "\n".join(f'''
+def function_{i}(items, limit):
+    """{docstring.format(i=i)}"""
+    kept = []
+    for item in items:
+        if item < limit:
+            kept.append(item + {i})
+    return kept
+''' for i in range(count))
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -19,16 +19,21 @@ from mtpeft.train.build import assemble
 FORMAT = GenerationFormat("Summarize the function above.", max_target_length=6)
 
 
-@pytest.fixture(scope="module")
-def lora_llama():
-    """tiny-llama loaded as a causal LM, LoRA injected, B made non-zero so the adapter changes outputs."""
-    backbone = load_backbone("tiny-llama", language_model=True)
+def adapted_lm(reference: str):
+    """``reference`` loaded with its LM head, LoRA injected, B made non-zero so the adapter changes outputs."""
+    backbone = load_backbone(reference, language_model=True)
     encoder = create_method("lora", {"r": 4, "alpha": 8}).inject(backbone)
     with torch.no_grad():
         for name, p in encoder.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.5)
     return backbone, encoder, attach_adapted_base(backbone, encoder)
+
+
+@pytest.fixture(scope="module")
+def lora_llama():
+    """tiny-llama as a causal LM."""
+    return adapted_lm("tiny-llama")
 
 
 def examples() -> list[Example]:
@@ -121,15 +126,8 @@ def test_custom_generation_metric_must_fit_the_target_language():
 
 @pytest.fixture(scope="module")
 def lora_t5():
-    """tiny-t5 loaded whole (encoder and decoder), LoRA in both, B non-zero."""
-    backbone = load_backbone("tiny-t5", language_model=True)
-    encoder = create_method("lora", {"r": 4, "alpha": 8}).inject(backbone)
-    with torch.no_grad():
-        for name, p in encoder.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    attach_adapted_base(backbone, encoder)
-    return backbone, encoder
+    """tiny-t5 loaded whole: LoRA in encoder and decoder."""
+    return adapted_lm("tiny-t5")[:2]
 
 
 def test_encoder_decoder_reads_the_prompt_and_labels_the_decoder(lora_t5):

@@ -6,6 +6,7 @@ import pytest
 from mtpeft.tasks import SOURCES
 from mtpeft.tasks.builders.mutations import MUTATIONS, seed_bug
 from mtpeft.tasks.readers.base import ALL
+from tests.conftest import documented_functions
 
 FUNCTION = ast.unparse(ast.parse('''
 def clamp(value, low, high):
@@ -39,15 +40,7 @@ def test_seed_bug_is_deterministic():
 @pytest.fixture(scope="module")
 def source_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("src")
-    body = "\n".join(f'''
-def function_{i}(items, limit):
-    """Return the items of group {i} that stay below the limit given."""
-    kept = []
-    for item in items:
-        if item < limit:
-            kept.append(item + {i})
-    return kept
-''' for i in range(30))
+    body = documented_functions(30, "Return the items of group {i} that stay below the limit given.")
     (root / "module_a.py").write_text(body)
     (root / "module_b.py").write_text(body.replace("function_", "other_").replace("group", "batch"))
     (root / "test_skip.py").write_text(body)  # test files are skipped

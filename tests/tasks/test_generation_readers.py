@@ -14,7 +14,7 @@ from mtpeft.errors import DataError
 from mtpeft.tasks import SOURCES, TaskKind, load_task
 from mtpeft.tasks.readers.base import ALL
 from mtpeft.tasks.readers.csn import first_docstring_sentence
-from tests.conftest import ROOT, write_jsonl
+from tests.conftest import ROOT, documented_functions, write_jsonl
 
 REFINEMENT = "refinement/codexglue-small"
 TRANSLATION = "translation/codexglue-java-cs"
@@ -185,15 +185,7 @@ def test_methods2test_errors_name_file_line_and_field(tmp_path):
 def source_dir(tmp_path: Path) -> Path:
     root = tmp_path / "src"
     root.mkdir()
-    body = "\n".join(f'''
-def function_{i}(items, limit):
-    """Keep the items of group {i} below the limit. Anything else is dropped."""
-    kept = []
-    for item in items:
-        if item < limit:
-            kept.append(item + {i})
-    return kept
-''' for i in range(12))
+    body = documented_functions(12, "Keep the items of group {i} below the limit. Anything else is dropped.")
     for module in "abcde":  # grouped by file: enough files for three splits
         (root / f"module_{module}.py").write_text(body.replace("function_", f"{module}_function_"))
     return root

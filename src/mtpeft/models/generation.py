@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from mtpeft.data.collate import IGNORE_INDEX, pad
 from mtpeft.data.encode import end_token_id
+from mtpeft.evaluate.runner import length_sorted_chunks
 from mtpeft.models.backbone import Backbone
 
 
@@ -76,8 +77,6 @@ class TextGenerator:
                  desc: str | None = None) -> list[str]:
         """The decoded continuation of every prompt (special tokens dropped, whitespace stripped), in order."""
         from transformers import GenerationConfig
-
-        from mtpeft.evaluate.runner import length_sorted_chunks
 
         settings = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=self.num_beams,
                                     pad_token_id=self.tokenizer.pad_token_id,

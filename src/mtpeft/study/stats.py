@@ -36,7 +36,6 @@ def _parses(prediction: str, _reference: str) -> float:
 
 
 PER_EXAMPLE_GENERATION = {"smoothed_bleu": sentence_smoothed_bleu, "exact_match": _exact, "parses": _parses}
-CORPUS_GENERATION = ("bleu", "codebleu")
 
 
 @dataclass(frozen=True)
@@ -56,9 +55,9 @@ class PairedOutcomes:
         if metric == "mrr":
             return cls(metric, None, np.array([1 / rows_a[i]["rank"] for i in ids]),
                        np.array([1 / rows_b[i]["rank"] for i in ids]))
-        if metric in PER_EXAMPLE_GENERATION or metric in CORPUS_GENERATION:
-            if metric == "codebleu":
-                ids = []  # not decomposable into per-example parts: no paired test
+        if metric == "codebleu":  # not decomposable into per-example parts: no paired test
+            return cls(metric, None, np.empty(0), np.empty(0))
+        if metric in PER_EXAMPLE_GENERATION or metric == "bleu":
             score = PER_EXAMPLE_GENERATION.get(metric, bleu_statistics)
             return cls(metric, None,
                        np.array([score(rows_a[i]["prediction"], rows_a[i]["reference"]) for i in ids]),

@@ -162,8 +162,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
         t0 = time.perf_counter()
         loop.untrained, untrained_rows = evaluate_untrained(built, accelerator, cfg.num_beams)
         loop.eval_time_s += time.perf_counter() - t0
-        for (task, split), rows in untrained_rows.items():
-            if main:
+        if main:
+            for (task, split), rows in untrained_rows.items():
                 write_jsonl(run_dir / "predictions" / f"{task}.{split}.untrained.jsonl", rows)
 
     def checkpoint() -> None:

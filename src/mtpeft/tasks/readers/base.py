@@ -72,6 +72,14 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def jsonl_files(folder: Path) -> list[Path]:
+    """Every ``.jsonl`` and ``.jsonl.gz`` file of a folder, sorted."""
+    return sorted(f for suffix in JSONL_SUFFIXES for f in folder.glob(f"*{suffix}"))
+
+
 def split_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
     """The published split files of a folder (``train``, ``valid``/``validation``/``dev``, ``test`` + a suffix)."""
     found: dict[str, Path] = {}

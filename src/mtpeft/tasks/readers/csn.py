@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from mtpeft.errors import DataError
-from mtpeft.tasks.readers.base import ALL, SourceData, field, iter_jsonl, register_source, split_files
+from mtpeft.tasks.readers.base import (
+    ALL,
+    JSONL_SUFFIXES,
+    SourceData,
+    field,
+    iter_jsonl,
+    jsonl_files,
+    register_source,
+    split_files,
+)
 from mtpeft.tasks.spec import Example, TaskKind
-
-_SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
 @register_source(
@@ -25,10 +32,10 @@ _SUFFIXES = (".jsonl", ".jsonl.gz")
 )
 def read_csn(path: Path, first_sentence: bool = True, kind: TaskKind = TaskKind.RETRIEVAL) -> SourceData:
     if path.is_dir():
-        files = split_files(path, _SUFFIXES)
+        files = split_files(path, JSONL_SUFFIXES)
         if set(files) == {"train", "validation", "test"}:
             return {s: _read(f, first_sentence, kind) for s, f in files.items()}
-        jsonl = sorted([*path.glob("*.jsonl"), *path.glob("*.jsonl.gz")])
+        jsonl = jsonl_files(path)
         if not jsonl:
             raise DataError(f"{path}: no .jsonl files (expected CodeSearchNet train/valid/test.jsonl)")
         return {ALL: [ex for f in jsonl for ex in _read(f, first_sentence, kind)]}

@@ -14,16 +14,17 @@ from typing import Any
 from mtpeft.errors import DataError
 from mtpeft.tasks.readers.base import (
     ALL,
+    JSONL_SUFFIXES,
     SourceData,
     field,
     iter_jsonl,
+    jsonl_files,
     parse_split,
     register_source,
     split_files,
 )
 from mtpeft.tasks.spec import Example, TaskKind
 
-_SUFFIXES = (".jsonl", ".jsonl.gz")
 _SOURCE, _TARGET = "focalMethod", "testMethod"
 _ORIGINAL = ("focal_method", "test_case")
 
@@ -43,13 +44,13 @@ def read_methods2test(
 ) -> SourceData:
     fields = (source_field, target_field, group_field, split_field)
     if path.is_dir():
-        files = split_files(path, _SUFFIXES)
+        files = split_files(path, JSONL_SUFFIXES)
         if files:
             if split_field:
                 raise DataError(f"{path}: holds split files ({', '.join(f.name for f in files.values())}); "
                                 "split_field is for a single file")
             return {split: _read(file, *fields)[ALL] for split, file in files.items()}
-        jsonl = sorted([*path.glob("*.jsonl"), *path.glob("*.jsonl.gz")])
+        jsonl = jsonl_files(path)
         if not jsonl:
             raise DataError(f"{path}: no .jsonl files (expected train/valid/test.jsonl of Methods2Test records)")
         out: SourceData = {}
