@@ -78,3 +78,12 @@ def test_lm_head_counts_what_flop_counter_sees_on_target_positions():
     counted = FlopModel(0, 0, 0, 0, 0).with_lm_head(zero, tokens=5, head_weights=head.weight.numel(), trains=False)
     assert counted["total"] == counter.get_total_flops() == 4 * 5 * 16 * 50
     assert counted["backward_weights"] == 0 and counted["saved_by_frozen_weights"] == counted["forward"]
+
+
+def test_causal_models_attend_to_the_lower_triangle_of_each_row() -> None:
+    from mtpeft.ledger import attended_pairs
+
+    lengths = [7, 3, 12, 1]
+    tokens, squares = sum(lengths), sum(n * n for n in lengths)
+    assert attended_pairs(tokens, squares, causal=False) == squares
+    assert attended_pairs(tokens, squares, causal=True) == sum(int(torch.ones(n, n).tril().sum()) for n in lengths)

@@ -1,6 +1,6 @@
 """The efficiency ledger: parameters, bytes stored, examples, tokens, FLOPs, time and memory."""
 
-from mtpeft.ledger.flops import FlopModel, flop_model
+from mtpeft.ledger.flops import FlopModel, attended_pairs, flop_model
 from mtpeft.ledger.ledger import (
     ParameterCounts,
     TrainCounters,
@@ -17,6 +17,7 @@ __all__ = [
     "FlopModel",
     "ParameterCounts",
     "TrainCounters",
+    "attended_pairs",
     "count_parameters",
     "data_fingerprint",
     "dir_bytes",

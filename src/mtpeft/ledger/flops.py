@@ -11,8 +11,9 @@ with ``cells`` query-key pairs costs, with ``w`` the weight count of one linear 
 
 Frozen weights save exactly the last term, and no activation gradient is computed below the first
 trainable layer. Left out: biases, norms, activations, softmax, embeddings lookups, heads (they run once
-per sequence), virtual tokens of prefix/prompt tuning. Attention is counted as the full ``L x L`` square
-the kernels compute over padded batches, also for causal models.
+per sequence), virtual tokens of prefix/prompt tuning. Positions are counted padded (the kernels compute
+them); attention pairs are each row's ``L x L`` square, or its ``L(L+1)/2`` lower triangle for a causal
+model, whose right-padded batches run on the kernel's causal path (:func:`attended_pairs`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ class FlopModel:
 
     def _attention(self, cells: int) -> int:
         return 4 * self.attention_layers * self.attention_width * cells
+
+
+def attended_pairs(tokens: int, square_cells: int, causal: bool) -> int:
+    """Query-key pairs over padded rows whose lengths sum to ``tokens`` and squared lengths to ``square_cells``:
+    every ``L x L`` pair, or ``L(L+1)/2`` per row when each position sees only itself and those before it.
+
+    PyTorch's CPU kernel computes the causal triangle in blocks of 64 queries, a little more than this count.
+    """
+    return (square_cells + tokens) // 2 if causal else square_cells
 
 
 def flop_model(encoder: nn.Module, config: Any) -> FlopModel:

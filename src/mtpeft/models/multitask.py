@@ -27,11 +27,13 @@ class MultiTaskModel(nn.Module):
         lm_head: the language model's output layer, shared by every generation task (see
             :mod:`mtpeft.models.generation`); required when a task is a generation task.
         seq2seq: ``encoder`` is a whole encoder-decoder: other tasks read its encoder, generation its decoder.
+        causal: the encoder attends causally (decoder-only models): right-padded batches then run without
+            a mask (see :meth:`attention_mask_for`).
     """
 
     def __init__(self, encoder: nn.Module, tasks: dict[str, TaskKind], hidden: int, pooling: str,
                  head_dropout: float, virtual_tokens: int = 0, lm_head: nn.Module | None = None,
-                 seq2seq: bool = False) -> None:
+                 seq2seq: bool = False, causal: bool = False) -> None:
         super().__init__()
         if lm_head is None and TaskKind.GENERATION in tasks.values():
             raise ValueError("generation tasks need the language model's head (lm_head)")
@@ -42,14 +44,26 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict({t: make_head(k, hidden, head_dropout) for t, k in tasks.items()})
         self.lm_head = lm_head
         self.seq2seq = seq2seq
+        self.causal = causal
 
     def encoding_module(self) -> nn.Module:
         """What turns token ids into hidden states: the encoder, or an encoder-decoder's encoder stack."""
         return self.encoder.get_encoder() if self.seq2seq else self.encoder
 
+    def attention_mask_for(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """The mask to give the encoder: none for a causal encoder's right-padded batch.
+
+        A causal model's real tokens never attend to the padding that follows them, so their outputs are
+        the same without the mask (tested), and the attention kernel then takes its causal path, which
+        skips the upper triangle, instead of applying a materialised ``L x L`` mask. Pooling and losses
+        still read ``attention_mask``.
+        """
+        right_padded = bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
+        return None if self.causal and right_padded else attention_mask
+
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, seq) token ids -> (batch, hidden) pooled vectors."""
-        outputs = self.encoding_module()(input_ids=input_ids, attention_mask=attention_mask)
+        outputs = self.encoding_module()(input_ids=input_ids, attention_mask=self.attention_mask_for(attention_mask))
         hidden = outputs.last_hidden_state
         if self.virtual_tokens:
             hidden = hidden[:, self.virtual_tokens:]  # prompt tuning prepends its virtual tokens
@@ -63,7 +77,8 @@ class MultiTaskModel(nn.Module):
             if self.seq2seq:  # the model shifts the labels into decoder inputs and skips -100 itself
                 return {"loss": self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                              labels=batch.target_labels).loss}
-            hidden = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+            mask = self.attention_mask_for(batch.attention_mask)
+            hidden = self.encoder(input_ids=batch.input_ids, attention_mask=mask).last_hidden_state
             return {"loss": next_token_loss(hidden, batch.target_labels, self.lm_head)}
         if self.kinds[task] is TaskKind.RETRIEVAL:
             queries = head(self.encode(batch.input_ids, batch.attention_mask))

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from mtpeft.config import RunConfig
 from mtpeft.data.collate import Batch, collate
 from mtpeft.data.samplers import epoch_plan
-from mtpeft.ledger import FlopModel, flop_model
+from mtpeft.ledger import FlopModel, attended_pairs, flop_model
 from mtpeft.train.build import assemble
 from mtpeft.train.optim import make_optimizer
 
@@ -66,7 +66,7 @@ def estimate_affinity(config: RunConfig, steps: int = 20, lookahead_lr: float | 
         cosine += cosine_matrix([grads[t] for t in tasks])
         lookahead += lookahead_affinity(model, batches, shared, grads, lookahead_lr or config.train.lr, tasks)
         _apply(optimizer, model, shared, grads, head_grads)
-        spent += _step_flops(flops, batches)
+        spent += _step_flops(flops, batches, model.causal)
     return AffinityEstimate(tasks, cosine / len(plan), lookahead / len(plan), len(plan),
                             time.perf_counter() - start, spent)
 
@@ -137,10 +137,11 @@ def _apply(optimizer: torch.optim.Optimizer, model: nn.Module, shared: list[nn.P
     optimizer.zero_grad(set_to_none=True)
 
 
-def _step_flops(flops: FlopModel, batches: dict[str, Batch]) -> int:
+def _step_flops(flops: FlopModel, batches: dict[str, Batch], causal: bool) -> int:
     """Per task: one forward + backward for its gradient, one forward before and one per lookahead."""
     total = 0
     for batch in batches.values():
-        tokens, cells = batch.padded_tokens, batch.attention_cells
+        tokens = batch.padded_tokens
+        cells = attended_pairs(tokens, batch.attention_cells, causal)
         total += flops.training(tokens, cells)["total"] + (1 + len(batches)) * flops.forward(tokens, cells)
     return total

@@ -82,7 +82,7 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
     lm_head = attach_adapted_base(backbone, encoder) if generates else None
     pooling = config.pooling or "mean"
     model = MultiTaskModel(encoder, kinds, backbone.hidden_size, pooling, config.head_dropout, method.virtual_tokens,
-                           lm_head, backbone.seq2seq)
+                           lm_head, backbone.seq2seq, causal=backbone.is_decoder)
     weighting = WEIGHTINGS.get(config.loss_weighting)(list(kinds))
     encoded = encode_tasks(tasks, backbone, config)
     return Assembled(tasks, encoded, backbone, method, model, weighting)

@@ -11,6 +11,7 @@ from mtpeft.config import RunConfig
 from mtpeft.io import write_json
 from mtpeft.ledger import (
     TrainCounters,
+    attended_pairs,
     count_parameters,
     dir_bytes,
     flop_model,
@@ -28,7 +29,8 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
     params = count_parameters(built.model.encoder, [built.model.heads, built.weighting])
     with accelerator.autocast():  # frozen weights may be stored in bf16 (train.precision)
         flop_counts = flop_model(built.model.encoding_module(), built.backbone.model.config)
-    flops = flop_counts.training(counters.padded_tokens, counters.attention_cells)
+    pairs = attended_pairs(counters.padded_tokens, counters.attention_cells, built.model.causal)
+    flops = flop_counts.training(counters.padded_tokens, pairs)
     head = built.model.lm_head
     if head is not None and not built.backbone.seq2seq:
         flops = flop_counts.with_lm_head(flops, counters.target_tokens, head.weight.numel(), head.weight.requires_grad)
