@@ -7,22 +7,27 @@ writes with the Transformers docs: `AutoModelForSequenceClassification` + `get_p
 Trainer's default collator (dynamic padding to the longest sequence of each shuffled batch), bf16
 autocast where the CPU has it. mtpeft trains the same examples as a three-task round-robin run.
 
-The two alternate (`--rounds`), so load that comes and goes is shared. Reported per run: real tokens/s
+The two alternate (`--rounds`), so load that comes and goes is shared, and every run starts in a fresh
+process: a setting one of them makes for the whole process (mtpeft keeps freed memory, see
+`mtpeft.train.allocator`) does not reach the other. Reported per run: real tokens/s
 (padding excluded), examples/s, and for mtpeft the analytic training GFLOP/s (`ledger.json`) and its
 share of this machine's bf16 matmul peak, measured here on 4096x4096 matrices.
 
 Usage:
     python bench/train_throughput.py --model minilm
     python bench/train_throughput.py --model smollm2-135m --per-task 32
+    python bench/train_throughput.py --model minilm --set attention_dropout=0   # mtpeft overrides
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +57,10 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def run_config(model: str, per_task: int, batch_size: int, max_length: int, out: Path,
-               attention_dropout: float | None) -> Any:
+def run_config(model: str, per_task: int, batch_size: int, max_length: int, out: Path, extra: list[str]) -> Any:
     overrides = [f"model={model}", "method=lora", f"method_args={json.dumps(LORA)}", "train.epochs=1",
                  f"train.batch_size={batch_size}", f"train.max_length={max_length}", "train.warmup_ratio=0",
-                 f"output_dir={out}", "sampling.strategy=round_robin",
-                 f"attention_dropout={'null' if attention_dropout is None else attention_dropout}"]
+                 f"output_dir={out}", "sampling.strategy=round_robin", *extra]
     config = load_config(ROOT / "configs" / "paper-tasks.yaml", overrides)
     tasks = [t.model_copy(update={"max_examples": {"train": per_task, "validation": 16, "test": 16}})
              for t in config.tasks if t.name in TASKS]
@@ -71,7 +74,7 @@ def bench_mtpeft(config: Any) -> dict[str, float]:
             "padded_tokens": info["padded_tokens"], "gflop_per_s": info["flops"]["achieved_gflop_per_s"]}
 
 
-def bench_trainer(config: Any, out: Path) -> dict[str, float]:
+def bench_trainer(config: Any) -> dict[str, float]:
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import (
         AutoModelForSequenceClassification,
@@ -91,14 +94,21 @@ def bench_trainer(config: Any, out: Path) -> dict[str, float]:
                                              target_modules=targets))
     data = [{"input_ids": seq, "attention_mask": [1] * len(seq), "labels": y}
             for seq, y in zip(ids, labels, strict=True)]
-    args = TrainingArguments(output_dir=str(out / "trainer"), per_device_train_batch_size=config.train.batch_size,
-                             num_train_epochs=1, learning_rate=config.train.lr, bf16=_bf16(), use_cpu=True,
+    args = TrainingArguments(output_dir=str(config.run_dir().parent / "trainer"),
+                             per_device_train_batch_size=config.train.batch_size, num_train_epochs=1,
+                             learning_rate=config.train.lr, bf16=_bf16(), use_cpu=True,
                              report_to=[], save_strategy="no", logging_strategy="no", seed=config.train.seed,
                              dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=data,
                       data_collator=DataCollatorWithPadding(tokenizer))
     seconds = trainer.train().metrics["train_runtime"]
     return {"seconds": seconds, "real_tokens": sum(map(len, ids)), "examples": len(ids)}
+
+
+def in_fresh_process(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a newly spawned interpreter, so process-wide settings start from the defaults."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def _bf16() -> bool:
@@ -114,8 +124,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--attention-dropout", type=float, default=None,
-                        help="mtpeft's attention_dropout (default: the model's own, as the Trainer baseline)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="an mtpeft config override, e.g. attention_dropout=0 (repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-train-throughput.json")
     args = parser.parse_args()
 
@@ -124,11 +134,10 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {"mtpeft": [], "trainer": []}
     with tempfile.TemporaryDirectory() as scratch:
         config = run_config(args.model, args.per_task, args.batch_size, args.max_length, Path(scratch) / "run",
-                            args.attention_dropout)
+                            args.overrides)
         for round_ in range(args.rounds):
-            for name, fn in (("mtpeft", lambda: bench_mtpeft(config)),
-                             ("trainer", lambda: bench_trainer(config, Path(scratch)))):
-                result = fn()
+            for name, fn in (("mtpeft", bench_mtpeft), ("trainer", bench_trainer)):
+                result = in_fresh_process(fn, config)
                 result["tokens_per_s"] = result["real_tokens"] / result["seconds"]
                 result["examples_per_s"] = result["examples"] / result["seconds"]
                 results[name].append(result)
@@ -138,7 +147,7 @@ def main() -> None:
     median = {name: statistics.median(r["tokens_per_s"] for r in runs) for name, runs in results.items()}
     gflops = statistics.median(r["gflop_per_s"] for r in results["mtpeft"])
     summary = {"model": args.model, "per_task": args.per_task, "batch_size": args.batch_size,
-               "mtpeft_attention_dropout": args.attention_dropout,
+               "mtpeft_overrides": args.overrides,
                "max_length": args.max_length, "matmul_peak_gflop_per_s": peaks, "runs": results,
                "median_tokens_per_s": median, "ratio_mtpeft_over_trainer": median["mtpeft"] / median["trainer"],
                "mtpeft_gflop_per_s": gflops, "mtpeft_share_of_bf16_peak": gflops / peaks["bf16"],

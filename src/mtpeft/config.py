@@ -102,6 +102,10 @@ class TrainConfig(_Strict):
     patience: int | None = Field(None, ge=1, description="Stop after this many evaluations without improvement.")
     log_every: int = Field(10, ge=1, description="Write a train_log.jsonl line every N optimiser steps.")
     cpu: bool = Field(False, description="Force the CPU even when an accelerator is present.")
+    keep_freed_memory: bool = Field(
+        True, description="Keep freed host memory for reuse (glibc malloc thresholds; process-wide) instead of "
+        "faulting large activations in again at every step."
+    )
 
 
 def unique_task_names(tasks: list[TaskConfig]) -> list[TaskConfig]:

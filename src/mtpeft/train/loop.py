@@ -31,6 +31,7 @@ from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.runner import score
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters
+from mtpeft.train.allocator import keep_freed_memory
 from mtpeft.train.artifacts import save_artifacts
 from mtpeft.train.build import assemble
 from mtpeft.train.checkpoint import (
@@ -124,6 +125,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     torch.manual_seed(cfg.seed)
     accelerator = make_accelerator(config)
     main = accelerator.is_main_process
+    if cfg.keep_freed_memory:
+        keep_freed_memory()  # large activations reuse their pages instead of faulting in new ones each step
     start_wall = time.perf_counter()
 
     # 2) tasks, tokens, model

@@ -1,0 +1,36 @@
+"""Freed memory is kept for reuse: repeated large allocations stop faulting in fresh pages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import resource, sys, torch
+from mtpeft.train.allocator import keep_freed_memory
+took = keep_freed_memory() if sys.argv[1] == "keep" else False
+torch.ones(16 << 20)  # 64 MB, above glibc's largest dynamic mmap threshold
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    torch.ones(16 << 20)
+print(took, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def page_faults(mode: str) -> tuple[bool, int]:
+    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True).stdout
+    took, faults = out.split()
+    return took == "True", int(faults)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_kept_memory_is_reused_instead_of_faulted_in_again() -> None:
+    took, kept = page_faults("keep")
+    if not took:
+        pytest.skip("the C library is not glibc")
+    _, default = page_faults("default")
+    pages = 10 * (64 << 20) // 4096
+    assert default > pages // 2  # every allocation maps and faults in fresh pages
+    assert kept < pages // 5  # the same pages are reused (at most the first allocation faults them in)
