@@ -39,15 +39,12 @@ class Backbone:
     seq2seq: bool = False  # an encoder-decoder loaded whole: generation goes through its decoder
 
 
-ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
-"""Config fields that hold the dropout on attention probabilities (BERT family, Llama/Qwen family, GPT-2)."""
-
-
 def load_backbone(reference: str, dtype: Any = None, language_model: bool = False,
                   attention_dropout: float | None = None) -> Backbone:
     """Load ``reference`` (zoo name, folder or hub id) offline-first as a hidden-state encoder.
 
-    ``attention_dropout`` replaces the model's dropout on attention probabilities (where its config has one).
+    ``attention_dropout`` replaces the model's dropout on attention probabilities (where its config has one);
+    where that dropout is not 0, training draws its masks vectorised (:mod:`mtpeft.models.attention`).
     ``language_model=True`` (a run with generation tasks) loads the model with its LM head: a decoder-only
     model as a causal LM whose base module is ``model`` (the method adapts that module, and ``lm``
     generates through the same adapted weights with the pretrained LM head); a T5-family model whole,
@@ -62,6 +59,8 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
         AutoTokenizer,
         T5EncoderModel,
     )
+
+    from mtpeft.models.attention import ATTENTION_DROPOUT_KEYS, use_vectorised_dropout
 
     source = resolve_model(reference)
     try:
@@ -79,7 +78,7 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
     kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
     if attention_dropout is not None:
         # dropout on attention probabilities keeps PyTorch's fused attention kernel out of training (the
-        # math path draws an L x L mask per head); these fields change nothing else in the model
+        # math path computes the L x L probabilities per head); these fields change nothing else in the model
         kwargs.update({key: attention_dropout for key in ATTENTION_DROPOUT_KEYS if hasattr(config, key)})
     family = _FAMILIES.get(model_type, "other")
     if config.is_encoder_decoder and family != "t5":
@@ -97,6 +96,7 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
     else:
         with quiet_transformers():
             model = (T5EncoderModel if family == "t5" else AutoModel).from_pretrained(source, **kwargs)
+    use_vectorised_dropout(lm if lm is not None else model)  # the same attention modules either way
     if tokenizer.pad_token_id is None:
         # decoders often ship without a pad token; padded positions are masked out anyway
         tokenizer.pad_token = tokenizer.eos_token
