@@ -9,8 +9,9 @@ takes 28 ms instead of 92 ms.
 
 The drop probability is rounded to a multiple of 1/65536 (0.1 becomes 0.100006) and the kept
 probabilities are scaled by the inverse of the rounded keep rate, so the expectation is unchanged.
-Without dropout (evaluation, or ``attention_dropout: 0``) transformers' own SDPA path runs, fused kernels
-included. Registered with transformers' attention interface as ``mtpeft_sdpa``.
+Without dropout (evaluation, or ``attention_dropout: 0``) and on GPUs, whose SDPA kernels apply dropout
+inside the fused kernel, transformers' own SDPA path runs. Registered with transformers' attention
+interface as ``mtpeft_sdpa``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
               is_causal: bool | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
     """transformers' SDPA attention, except that dropout on the probabilities goes through
     :func:`vectorised_dropout`."""
-    if dropout == 0.0 or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None:
+    special = kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
+    if dropout == 0.0 or query.device.type != "cpu" or special:  # GPU SDPA kernels fuse dropout themselves
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     groups = getattr(module, "num_key_value_groups", 1)
