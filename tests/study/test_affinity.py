@@ -27,7 +27,7 @@ def two_task_config(tmp_path: Path, tiny_task: Path, method: str = "lora"):
         "output_dir": str(tmp_path / "run")})
 
 
-@pytest.mark.parametrize(("method", "lr"), [("lora", 20.0), ("full", 1.0)])
+@pytest.mark.parametrize(("method", "lr"), [("lora", 20.0), ("full", 0.1)])  # full: larger steps overshoot
 def test_lookahead_equals_a_hand_computation(tmp_path: Path, tiny_jsonl_task: Path, method: str, lr: float) -> None:
     built = assemble(two_task_config(tmp_path, tiny_jsonl_task, method))
     model, tasks = built.model, ["first", "second"]
@@ -58,7 +58,7 @@ def test_lookahead_equals_a_hand_computation(tmp_path: Path, tiny_jsonl_task: Pa
                     p -= lr * g
             for i, a in enumerate(tasks):
                 expected = 1 - float(moved(a, batches[a])["loss"]) / float(model(a, batches[a])["loss"])
-                assert got[i, j] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+                assert got[i, j] == pytest.approx(expected, abs=1e-6)  # 1 - a ratio of fp32 losses
     assert np.all(np.diag(got) > 1e-4)  # a step on a task's own gradient lowers its own loss, measurably
 
 
