@@ -88,3 +88,15 @@ def test_bert_trains_through_it_and_evaluates_as_before() -> None:
     assert not torch.allclose(first, second)  # dropout is on
     first.sum().backward()
     assert ours.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
+def test_computes_in_full_precision_under_bf16_autocast_as_the_math_path_does() -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    module = SimpleNamespace(is_causal=False)
+    query, key, value = (t.to(torch.bfloat16) for t in qkv(4, 4))
+    with torch.autocast("cpu", dtype=torch.bfloat16), sdpa_kernel([SDPBackend.MATH]):
+        ours, _ = attention(module, query, key, value, None, dropout=NO_DROP)
+        reference, _ = sdpa_attention_forward(module, query, key, value, None, dropout=0.0)
+    assert ours.dtype == reference.dtype == torch.bfloat16
+    torch.testing.assert_close(ours, reference, rtol=0, atol=0)

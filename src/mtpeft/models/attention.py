@@ -65,20 +65,23 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     if dropout == 0.0 or query.device.type != "cpu" or special:  # GPU SDPA kernels fuse dropout themselves
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
+    dtype = query.dtype
     groups = getattr(module, "num_key_value_groups", 1)
-    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
-    scores = torch.matmul(query, key.transpose(-1, -2)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
-    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
-    if attention_mask is None and causal and query.shape[2] > 1:
-        attention_mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril()
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    output = torch.matmul(vectorised_dropout(probs, dropout), value)
-    return output.transpose(1, 2).contiguous(), None
+    # in fp32 and outside autocast, as PyTorch's math path computes bf16/fp16 attention
+    with torch.autocast(query.device.type, enabled=False):
+        query, key, value = query.float(), repeat_kv(key, groups).float(), repeat_kv(value, groups).float()
+        scores = torch.matmul(query, key.transpose(-1, -2)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
+        causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+        if attention_mask is None and causal and query.shape[2] > 1:
+            attention_mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril()
+        if attention_mask is not None:
+            if attention_mask.dtype == torch.bool:
+                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            else:
+                scores = scores + attention_mask
+        probs = vectorised_dropout(torch.softmax(scores, dim=-1), dropout)
+        output = torch.matmul(probs, value)
+    return output.to(dtype).transpose(1, 2).contiguous(), None
 
 
 AttentionInterface.register(NAME, attention)
