@@ -58,8 +58,10 @@ class MultiTaskModel(nn.Module):
         skips the upper triangle, instead of applying a materialised ``L x L`` mask. Pooling and losses
         still read ``attention_mask``.
         """
+        if not self.causal:  # encoders: no per-batch check on the hot path
+            return attention_mask
         right_padded = bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
-        return None if self.causal and right_padded else attention_mask
+        return None if right_padded else attention_mask
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, seq) token ids -> (batch, hidden) pooled vectors."""
