@@ -9,16 +9,28 @@ from __future__ import annotations
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mtpeft.errors import ConfigError
 
 Split = Literal["train", "validation", "test"]
 M = TypeVar("M", bound=BaseModel)
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+
+
+def _unique_values(values: list[Any]) -> list[Any]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"values must be unique, got {values}")
+    return values
+
+
+Baselines = Annotated[list[Literal["trivial", "lexical"]], AfterValidator(_unique_values), Field(
+    description="Baselines scored beside the model on the same examples: trivial (best constant prediction, random "
+    "ranking, the model before training for generation) and lexical (fitted on the run's training split: TF-IDF + "
+    "logistic regression, BM25, copying the input; see mtpeft.baselines).")]
 
 
 class _Strict(BaseModel):
@@ -139,6 +151,7 @@ class RunConfig(_Strict):
         "for MiniLM on a CPU, see docs/performance.md)."
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
+    baselines: Baselines = ["trivial", "lexical"]
     output_dir: str | None = Field(None, description="Run directory (default runs/<name>).")
     base_dir: str | None = Field(
         None, description="Folder that relative task paths start from; set to the config file's folder on load."
@@ -148,6 +161,7 @@ class RunConfig(_Strict):
     @classmethod
     def _unique_task_names(cls, tasks: list[TaskConfig]) -> list[TaskConfig]:
         return unique_task_names(tasks)
+
 
     def run_dir(self) -> Path:
         return Path(self.output_dir) if self.output_dir else Path("runs") / self.name

@@ -18,23 +18,34 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def print_metrics(metrics: dict[str, Any], title: str = "test scores") -> None:
-    """Per task: the main metric per split, the trivial baseline and the delta on test."""
+    """Per task: the main metric per split, the trivial and lexical baselines, and the model's margin over each
+    on the last split (red where the model does not beat a baseline)."""
     splits = [s for s in ("validation", "test", "all") if any(s in v for v in metrics["tasks"].values())]
-    table = Table(title=title)
-    for col in ("task", "metric", *splits, "baseline", "delta"):
-        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     last = splits[-1]
+    table = Table(title=title)
+    for col in ("task", "metric", *splits, "trivial", "lexical", "vs trivial", "vs lexical"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
     for task, entry in metrics["tasks"].items():
         metric = entry["metric"]
-        base = entry.get("baseline", {}).get(last)
         value = entry[last][metric]
-        delta = value - base if base is not None else None
-        style = "green" if delta is not None and delta > 0 else "red"
-        table.add_row(task, metric, *(_fmt(entry[s][metric]) for s in splits), _fmt(base),
-                      f"[{style}]{delta:+.4f}[/]" if delta is not None else "-")
+        trivial = entry.get("baseline", {}).get(last)
+        lexical = entry.get("lexical", {}).get(last, {}).get(metric)
+        table.add_row(task, metric, *(_fmt(entry[s][metric]) for s in splits), _fmt(trivial), _fmt(lexical),
+                      _margin(value, trivial), _margin(value, lexical))
     console.print(table)
     if "mean" in metrics:
         console.print("mean main metric: " + ", ".join(f"{s} {_fmt(v)}" for s, v in metrics["mean"].items()))
+    behind = [task for task, entry in metrics["tasks"].items()
+              if entry[last][entry["metric"]] <= entry.get("lexical", {}).get(last, {}).get(entry["metric"], -1e9)]
+    if behind:
+        console.print(f"[red]not above the lexical baseline on {last}: {', '.join(behind)}[/]")
+
+
+def _margin(value: float, baseline: float | None) -> str:
+    if baseline is None:
+        return "-"
+    delta = value - baseline
+    return f"[{'green' if delta > 0 else 'red'}]{delta:+.4f}[/]"
 
 
 def print_run_summary(run_dir: Path) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mtpeft.baselines import LexicalResult, lexical_baseline
 from mtpeft.config import TaskConfig
 from mtpeft.data.encode import encode_examples
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.runner import run_split
 from mtpeft.tasks import load_task
 from mtpeft.tasks.readers.base import ALL, SOURCES
+from mtpeft.tasks.spec import Example
 from mtpeft.train.artifacts import load_trained
 from mtpeft.train.build import prompt_format
 from mtpeft.train.evaluation import EVAL_BATCH, summarise
@@ -34,15 +36,26 @@ def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = No
     built.model.to(accelerator.device)
     tasks = [task] if task else sorted(built.tasks)
     outputs: dict[str, dict[str, Any]] = {split: {}}
+    lexical: dict[str, LexicalResult] = {}
     for name in tasks:
-        encoded = built.encoded[name][split] if path is None and split != ALL else _encode_new(
-            trained, name, source, path, split)
+        data = built.tasks[name]
+        if path is None and split != ALL:
+            examples, encoded = data.splits[split], built.encoded[name][split]
+        else:
+            examples = _new_examples(trained, name, source, path, split)
+            encoded = encode_examples(examples, data.spec.kind, built.backbone.tokenizer, config.train.max_length,
+                                      prompt_format(config, data.spec, built.backbone.seq2seq))
         outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, EVAL_BATCH, accelerator.device,
                                          accelerator.autocast, built.generator(config.train.num_beams))
-    return summarise({t: built.tasks[t].spec for t in tasks}, outputs, trained.thresholds)
+        if "lexical" in config.baselines:  # refitted on the run's own training split: deterministic, seconds
+            lexical[name] = lexical_baseline(data.spec, data.splits["train"], data.splits["validation"],
+                                             {split: examples})
+    return summarise({t: built.tasks[t].spec for t in tasks}, outputs, trained.thresholds, lexical=lexical,
+                     trivial="trivial" in config.baselines)
 
 
-def _encode_new(trained: Any, task: str, source: str | None, path: str | None, split: str) -> Any:
+def _new_examples(trained: Any, task: str, source: str | None, path: str | None, split: str) -> list[Example]:
+    """The examples of ``task`` read from ``path`` (or the run's own source, for ``split=all``)."""
     built, config = trained.built, trained.config
     spec = built.tasks[task].spec
     own = next(t for t in config.tasks if t.name == task)
@@ -52,8 +65,5 @@ def _encode_new(trained: Any, task: str, source: str | None, path: str | None, s
     if split == ALL:
         src = SOURCES.get(entry.source)  # every example, unsplit and uncapped
         resolved = config.resolve_path(entry.path) if entry.path else None
-        examples = [ex for part in src.read(resolved, **entry.reader_args).values() for ex in part]
-    else:
-        examples = load_task(entry, config).splits[split]
-    return encode_examples(examples, spec.kind, built.backbone.tokenizer, config.train.max_length,
-                           prompt_format(config, spec, built.backbone.seq2seq))
+        return [ex for part in src.read(resolved, **entry.reader_args).values() for ex in part]
+    return load_task(entry, config).splits[split]

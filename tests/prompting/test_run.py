@@ -58,6 +58,8 @@ def test_prompt_writes_a_run_directory_that_reports_read(tmp_path: Path, tiny_js
     assert {"accuracy", "f1", "mcc", "unparseable_rate", "predicted_positive_rate"} <= set(vuln["test"])
     assert vuln["test"]["mean_shots"] == 2 and "test" in vuln["baseline"]
     assert {"mrr", "recall@1", "embedding_mrr"} <= set(search["test"])
+    assert (vuln["lexical"]["method"], search["lexical"]["method"]) == ("tf-idf + logistic regression", "bm25")
+    assert (run / "predictions" / "vulnerability.test.lexical.jsonl").is_file()  # studies pair the prompts with it
 
     rows = [json.loads(line) for line in (run / "predictions" / "vulnerability.test.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and {"id", "label", "probability", "prediction", "answer", "p_yes"} <= set(rows[0])

@@ -36,6 +36,24 @@ def test_smoke_study_expands_to_sft_per_task_and_one_mft(tmp_path: Path) -> None
     assert all(r.config.method_args == {"r": 16, "alpha": 32} for r in lora)
 
 
+def test_training_sizes_cap_every_task_and_name_the_run(tmp_path: Path) -> None:
+    runs = expand(smoke(tmp_path, "axes.train_examples=[40, 200]", "axes.method=[lora]"))
+    assert len(runs) == 2 * 3  # (2 SFT + 1 MFT) x 2 sizes
+    for run in runs:
+        assert f"-n{run.train_examples}" in run.run_id
+        for task in run.config.tasks:  # validation and test keep the study's caps
+            assert task.max_examples == {"train": run.train_examples, "validation": 100, "test": 100}
+
+
+def test_smaller_training_sets_are_subsets_of_larger_ones(tmp_path: Path) -> None:
+    from mtpeft.tasks import load_task
+
+    runs = expand(smoke(tmp_path, "axes.train_examples=[40, 200]", "axes.method=[lora]", "axes.setting=[mft]"))
+    small, large = ({ex.id for ex in load_task(r.config.tasks[0], r.config).splits["train"]}
+                    for r in sorted(runs, key=lambda r: r.train_examples))
+    assert len(small) == 40 and len(large) == 200 and small < large
+
+
 @pytest.mark.parametrize("count", [1, 2, 3, 5])
 def test_shards_partition_the_grid(tmp_path: Path, count: int) -> None:
     runs = expand(smoke(tmp_path, "axes.seed=[1, 2, 3]"))
@@ -59,6 +77,7 @@ def test_bad_shard_is_explained(text: str) -> None:
     ("method_overrides={adaptor: [train.lr=1]}", "unknown method adaptor; valid: .*parallel_adapter"),
     ("overrides=[train.lr=abc]", "override train.lr=abc: train.lr"),
     ("axes.method=[lora, lora]", "unique"),
+    ("axes.train_examples=[0]", "greater than or equal to 1"),
     ("axes.colour=[red]", "unknown key 'colour'"),
 ])
 def test_bad_study_configs_are_explained(tmp_path: Path, override: str, message: str) -> None:

@@ -40,6 +40,11 @@ def test_pairs_measures_estimates_and_groups(tmp_path: Path) -> None:
         assert analysis["transfer"][i][j] == pytest.approx(r.score(a) - alone[a], abs=1e-6)
         assert analysis["transfer"][j][i] == pytest.approx(r.score(b) - alone[b], abs=1e-6)
     assert all(analysis["transfer"][i][i] is None for i in range(3))
+    for r in (r for r in records if r.setting == "sft"):  # each task alone against its own lexical baseline
+        task = r.tasks[0]
+        versus = analysis["versus_lexical"][task]
+        assert versus["lexical"] == pytest.approx(r.lexical_score(task))
+        assert versus["alone_minus_lexical"] == pytest.approx(r.score(task) - r.lexical_score(task))
     assert set(analysis["spearman"]) == {"gradient cosine", "lookahead (TAG)"}
     assert analysis["estimates"]["flops"] > 0 and analysis["pair_training"]["flops"] > 0
     grouping = analysis["groupings"]["measured"]
@@ -49,7 +54,8 @@ def test_pairs_measures_estimates_and_groups(tmp_path: Path) -> None:
     assert set(report["data_quality"]["tasks"]) == set(tasks)
 
     text = (tmp_path / "pairs.md").read_text()
-    for heading in ("Transfer matrix", "Asymmetry", "Cheap estimates", "Recommended grouping", "Data quality",
+    for heading in ("Transfer matrix", "Against the lexical baseline", "Asymmetry", "Cheap estimates",
+                    "Recommended grouping", "Data quality",
                     "recommended groups, trained"):
         assert heading in text
     image = imread(tmp_path / "plots" / "transfer_tiny-bert_lora.png")

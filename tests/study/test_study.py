@@ -65,24 +65,57 @@ def test_stored_bytes_are_the_files_on_disk(study_dir: Path) -> None:
 def test_report_has_both_tables_the_ledger_and_plots_with_data(study_dir: Path) -> None:
     report = (study_dir / "report.md").read_text()
     for heading in ("Multi-task fine-tuning (MFT)", "Single-task fine-tuning (SFT)", "PEFT - Full",
-                    "MFT - SFT", "Efficiency ledger", "storage SFT/MFT"):
+                    "MFT - SFT", "Model - lexical baseline", "Efficiency ledger", "storage SFT/MFT"):
         assert heading in report
     assert "| tiny-bert | lora | 1 |" in report
+    assert "| – | lexical | 1 | – |" in report  # the baseline's own row in the score tables
     for name in ("pareto", "forest_peft_vs_full", "training_curves"):
         image = imread(study_dir / "plots" / f"{name}.png")
         colours = np.unique(image.reshape(-1, image.shape[-1]), axis=0)
         assert len(colours) > 50, name  # axes, labels and data, not a blank canvas
-    for table in ("mft_results", "sft_results", "ledger", "savings", "delta_peft_vs_full"):
+    for table in ("mft_results", "sft_results", "ledger", "savings", "delta_peft_vs_full", "delta_vs_lexical"):
         assert (study_dir / "tables" / f"{table}.csv").read_text().count("\n") >= 2
         assert "\\begin{tabular}" in (study_dir / "tables" / f"{table}.tex").read_text()
 
 
+def test_versus_lexical_is_each_runs_score_minus_its_own_baseline(study_dir: Path) -> None:
+    import csv
+
+    records = {r.run_id: r for r in collect(study_dir)[0]}
+    rows = list(csv.DictReader((study_dir / "tables" / "delta_vs_lexical.csv").read_text().splitlines()))
+    assert len(rows) == 2 * 2 * 2  # (SFT, MFT) x (full, lora) x 2 tasks
+    for row in rows:
+        setting, _, method = row["setting/model"].partition(" ")[0].lower(), None, row["comparison"].split(" - ")[0]
+        run = next(r for r in records.values() if r.setting == setting and r.method == method
+                   and row["task"] in r.tasks)
+        assert row["comparison"] == f"{method} - lexical"
+        expected = run.score(row["task"]) - run.lexical_score(row["task"])
+        assert float(row["Δ mean ± std over seeds"]) == pytest.approx(expected, abs=5e-4)
+        assert int(row["n pairs"]) == len(run.predictions(row["task"]))  # paired on every test example
+
+
+def test_learning_curve_sweeps_training_sizes(tmp_path: Path) -> None:
+    args = [*tiny_study_args(tmp_path), "axes.setting=[mft]", "axes.method=[lora]", "axes.train_examples=[16, 48]"]
+    run_study(load_study(CONFIGS / "study-smoke.yaml", args), echo=False)
+    records, _ = collect(tmp_path)
+    assert sorted(r.ledger["meta_info"]["data"]["search"]["train"]["examples"] for r in records) == [16, 48]
+    report = (tmp_path / "report.md").read_text()
+    assert "Learning curve" in report and "largest size, 48 training examples" in report
+    curve = (tmp_path / "tables" / "learning_curve.csv").read_text().splitlines()
+    assert [line.split(",")[:4] for line in curve[1:]] == [
+        ["16", "MFT", "tiny-bert", "lora"], ["48", "MFT", "tiny-bert", "lora"],
+        ["16", "MFT", "–", "lexical"], ["48", "MFT", "–", "lexical"]]
+    image = imread(tmp_path / "plots" / "learning_curve.png")
+    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 50
+
+
 def test_report_is_rebuilt_from_the_run_directories_alone(study_dir: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "copy"
+    copy = tmp_path / "rebuilt"
     shutil.copytree(study_dir / "runs", copy / "runs")
     result = CliRunner().invoke(app, ["report", str(copy)])
     assert result.exit_code == 0, result.output
-    assert (copy / "report.md").read_text().replace("copy", study_dir.name) == (study_dir / "report.md").read_text()
+    assert (copy / "report.md").read_text().replace("rebuilt", study_dir.name) == \
+        (study_dir / "report.md").read_text()
     assert (copy / "results.csv").read_text() == (study_dir / "results.csv").read_text()
 
 

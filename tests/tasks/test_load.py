@@ -43,7 +43,7 @@ def test_empty_split_is_an_error(tiny_jsonl_task):
 
 
 def test_caps_and_group_aware_split_on_real_bigvul(shared):
-    config = cfg({"name": "vulnerability", "path": str(shared / "vulnerability/bigvul"),
+    config = cfg({"name": "vulnerability", "source": "bigvul", "path": str(shared / "vulnerability/bigvul"),
                   "max_examples": {"train": 400, "validation": 100, "test": 100}})
     data = load_task(config.tasks[0], config)
     assert [len(data.splits[s]) for s in ("train", "validation", "test")] == [400, 100, 100]

@@ -74,8 +74,9 @@ def test_refinement_and_translation_read_the_shared_data_and_evaluate(tmp_path, 
     metrics = json.loads((run / "metrics.json").read_text())["tasks"]
     for task in ("refinement", "translation"):
         assert set(metrics[task]["test"]) == {"bleu", "smoothed_bleu", "exact_match", "codebleu"}
-        copy = metrics[task]["copy_input"]["test"]  # a bug fix is close to the bug; a translation is not
-        assert (copy["bleu"] > 0.5) == (task == "refinement") and copy["exact_match"] == 0.0
+        copy = metrics[task]["lexical"]  # copying the input: a bug fix is close to the bug; a translation is not
+        assert copy["method"] == "copy the input"
+        assert (copy["test"]["bleu"] > 0.5) == (task == "refinement") and copy["test"]["exact_match"] == 0.0
         assert all(0.0 <= v <= 1.0 for v in metrics[task]["test"].values())
         rows = [json.loads(x) for x in (run / "predictions" / f"{task}.test.jsonl").read_text().splitlines()]
         assert len(rows) == 12 and all(r["reference"] for r in rows)

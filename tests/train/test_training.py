@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -52,6 +53,32 @@ def test_every_method_learns(method, tmp_path, tiny_jsonl_task):
     assert metrics["test"]["accuracy"] > metrics["baseline"]["test"], metrics
 
 
+def assert_lexical_is_fitted_on_the_runs_examples(run: Path, cfg, metrics: dict) -> None:
+    """metrics.json's lexical scores are the baseline's on the run's own splits; its rows reproduce them."""
+    from mtpeft.baselines import lexical_baseline
+    from mtpeft.evaluate.metrics import classification_scores, retrieval_scores
+    from mtpeft.tasks import load_task
+
+    for task in cfg.tasks:
+        data = load_task(task, cfg)
+        expected = lexical_baseline(data.spec, data.splits["train"], data.splits["validation"],
+                                    {"test": data.splits["test"]})
+        stored = metrics["tasks"][task.name]["lexical"]
+        assert stored["method"] == expected.method and stored["threshold"] == expected.threshold
+        path = run / "predictions" / f"{task.name}.test.lexical.jsonl"
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
+        if data.spec.kind == "retrieval":
+            ranks = np.array([r["rank"] for r in rows])
+            assert stored["test"]["mrr"] == pytest.approx(float(np.mean(1 / ranks)))
+            assert stored["test"]["mrr"] == pytest.approx(retrieval_scores(expected.outputs["test"].scores)["mrr"])
+        else:
+            recomputed = classification_scores([r["label"] for r in rows], [r["prediction"] for r in rows])
+            assert stored["test"] == pytest.approx(recomputed)
+    ledger = json.loads((run / "ledger.json").read_text())
+    times = ledger["baselines"]["lexical_fit_time_s"]
+    assert set(times) == {"total", *(t.name for t in cfg.tasks)} and times["total"] > 0
+
+
 def test_multitask_run_directory_is_complete(tmp_path, tiny_jsonl_task):
     cfg = config(tmp_path, tiny_jsonl_task, method="adapter", method_args={"dim": 8}, train__epochs=2,
                  tasks=[{"name": "overflow", "kind": "binary", "source": "devign", "path": str(tiny_jsonl_task)},
@@ -61,10 +88,12 @@ def test_multitask_run_directory_is_complete(tmp_path, tiny_jsonl_task):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in (run / "adapter").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     assert sorted(p.name for p in (run / "predictions").iterdir()) == [
-        "overflow.test.jsonl", "overflow.validation.jsonl", "search.test.jsonl", "search.validation.jsonl"]
+        f"{task}.{split}{system}.jsonl" for task in ("overflow", "search") for split in ("test", "validation")
+        for system in ("", ".lexical")]
     assert len((run / "predictions" / "search.test.jsonl").read_text().splitlines()) == 24
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["tasks"]["search"]["test"]) == {"mrr", "recall@1", "recall@5", "recall@10"}
+    assert_lexical_is_fitted_on_the_runs_examples(run, cfg, metrics)
     ledger = json.loads((run / "ledger.json").read_text())
     params = ledger["parameters"]
     assert params["trainable"] == params["method_trainable"] + params["heads"]
@@ -89,6 +118,7 @@ def test_eval_from_disk_reproduces_metrics(method, args, tmp_path, tiny_jsonl_ta
     stored = json.loads((run / "metrics.json").read_text())
     again = evaluate_run(run, split="test")
     assert again["tasks"]["overflow"]["test"] == stored["tasks"]["overflow"]["test"]
+    assert again["tasks"]["overflow"]["lexical"] == stored["tasks"]["overflow"]["lexical"]  # refitted, the same
     unseen = evaluate_run(run, task="overflow", path=str(tiny_jsonl_task), split="all")
     assert 0 <= unseen["tasks"]["overflow"]["all"]["accuracy"] <= 1
 
@@ -106,6 +136,13 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, tiny_jsonl_task):
     for key in heads_a:
         torch.testing.assert_close(heads_a[key], heads_b[key], rtol=0, atol=0)
     assert losses(reference, "overflow") == losses(resumed, "overflow")
+
+
+def test_lexical_baseline_can_be_turned_off(tmp_path, tiny_jsonl_task):
+    run = train(config(tmp_path, tiny_jsonl_task, train__epochs=1, baselines=["trivial"]), progress=False)
+    entry = json.loads((run / "metrics.json").read_text())["tasks"]["overflow"]
+    assert "lexical" not in entry and "baseline" in entry
+    assert not list((run / "predictions").glob("*.lexical.jsonl"))
 
 
 def test_existing_run_directory_is_not_overwritten(tmp_path, tiny_jsonl_task):

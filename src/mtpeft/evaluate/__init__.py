@@ -8,7 +8,8 @@ from mtpeft.evaluate.metrics import (
     retrieval_ranks,
     retrieval_scores,
 )
-from mtpeft.evaluate.runner import SplitOutput, best_threshold, embed, prediction_rows, run_split, score
+from mtpeft.evaluate.outputs import SplitOutput, best_threshold, prediction_rows, score
+from mtpeft.evaluate.runner import embed, run_split
 
 __all__ = ["SplitOutput", "best_threshold", "classification_scores", "constant_baseline", "embed", "generation_scores",
            "prediction_rows", "random_retrieval_baseline", "retrieval_ranks", "retrieval_scores", "run_split", "score"]

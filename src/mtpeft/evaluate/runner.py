@@ -1,10 +1,9 @@
-"""Run a multi-task model over encoded splits and score it: predictions + metrics per task."""
+"""Run a multi-task model over encoded splits: its outputs per task (scored by :mod:`mtpeft.evaluate.outputs`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,28 +11,11 @@ import torch
 
 from mtpeft.data.collate import collate, pad
 from mtpeft.data.encode import EncodedSplit
-from mtpeft.evaluate.generation import generation_scores
-from mtpeft.evaluate.metrics import classification_scores, retrieval_ranks, retrieval_scores
+from mtpeft.evaluate.outputs import SplitOutput
 from mtpeft.tasks.spec import TaskKind
 
 if TYPE_CHECKING:
     from mtpeft.models.generation import TextGenerator
-
-
-@dataclass
-class SplitOutput:
-    """Raw model outputs for one split: probabilities (classification), the score matrix (retrieval), or
-    generated texts with their references (generation)."""
-
-    kind: TaskKind
-    example_ids: list[str]
-    labels: np.ndarray | None = None
-    probabilities: np.ndarray | None = None
-    scores: np.ndarray | None = None  # (queries, candidates)
-    texts: list[str] | None = None  # generation: what the model wrote
-    references: list[str] | None = None  # generation: what it should have written
-    language: str | None = None  # generation: the references' language (None: English)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -87,43 +69,3 @@ def length_sorted_chunks(sequences: list[list[int]], batch_size: int) -> list[li
     """Indices of ``sequences`` in batches of similar length, so little compute goes to padding."""
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def best_threshold(labels: np.ndarray, probabilities: np.ndarray, metric: str) -> float:
-    """The decision threshold that maximises ``metric`` on these labels (ties: closest to 0.5).
-
-    Chosen on the validation split and then applied unchanged to test, so imbalanced tasks
-    (flakiness: ~3% positive) are not judged at an arbitrary 0.5.
-    """
-    candidates = np.unique(np.concatenate([[0.5], probabilities]))
-    best, best_score = 0.5, -np.inf
-    for t in sorted(candidates, key=lambda c: abs(c - 0.5)):
-        score = classification_scores(labels, probabilities >= t)[metric]
-        if score > best_score + 1e-12:
-            best, best_score = float(t), score
-    return best
-
-
-def score(output: SplitOutput, threshold: float = 0.5) -> dict[str, float]:
-    """All metrics of the task's kind for one split's outputs."""
-    if output.kind is TaskKind.GENERATION:
-        return generation_scores(output.texts or [], output.references or [], output.language)
-    if output.kind is TaskKind.RETRIEVAL:
-        return retrieval_scores(output.scores)
-    return classification_scores(output.labels, output.probabilities >= threshold)
-
-
-def prediction_rows(output: SplitOutput, threshold: float = 0.5, top_k: int = 5) -> list[dict[str, Any]]:
-    """One JSON-ready row per example: label/probability/prediction, rank and top-k for retrieval, or the
-    generated text and its reference."""
-    if output.kind is TaskKind.GENERATION:
-        return [{"id": ident, "prediction": text, "reference": ref}
-                for ident, text, ref in zip(output.example_ids, output.texts or [], output.references or [],
-                                            strict=True)]
-    if output.kind is TaskKind.RETRIEVAL:
-        ranks = retrieval_ranks(output.scores)
-        top = np.argsort(-output.scores, axis=1, kind="stable")[:, :top_k]
-        return [{"id": ident, "rank": int(rank), "top": [output.example_ids[j] for j in row]}
-                for ident, rank, row in zip(output.example_ids, ranks, top, strict=True)]
-    return [{"id": ident, "label": int(label), "probability": round(float(p), 6), "prediction": int(p >= threshold)}
-            for ident, label, p in zip(output.example_ids, output.labels, output.probabilities, strict=True)]

@@ -4,6 +4,7 @@ from mtpeft.ledger.flops import FlopModel, attended_pairs, flop_model
 from mtpeft.ledger.ledger import (
     ParameterCounts,
     TrainCounters,
+    baseline_costs,
     count_parameters,
     data_fingerprint,
     dir_bytes,
@@ -18,6 +19,7 @@ __all__ = [
     "ParameterCounts",
     "TrainCounters",
     "attended_pairs",
+    "baseline_costs",
     "count_parameters",
     "data_fingerprint",
     "dir_bytes",

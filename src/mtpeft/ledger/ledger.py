@@ -21,7 +21,8 @@ from torch import nn
 if TYPE_CHECKING:
     from mtpeft.tasks import TaskData
 
-_PACKAGES = ("mtpeft", "torch", "transformers", "peft", "accelerate", "safetensors")
+_PACKAGES = ("mtpeft", "torch", "transformers", "peft", "accelerate", "safetensors", "scikit-learn", "rank-bm25")
+"""What every run depends on; the last two fit its lexical baseline."""
 
 
 @dataclass
@@ -88,6 +89,12 @@ def package_versions(*extra: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def baseline_costs(lexical_fit_s: Mapping[str, float]) -> dict[str, Any]:
+    """The ledger's ``baselines`` section: seconds the lexical baseline took per task (fit and score)."""
+    return {"lexical_fit_time_s": {"total": round(sum(lexical_fit_s.values()), 3),
+                                   **{task: round(s, 3) for task, s in sorted(lexical_fit_s.items())}}}
 
 
 def data_fingerprint(example_ids: list[str], texts: list[str]) -> str:

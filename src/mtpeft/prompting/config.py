@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtpeft.config import RunConfig, Split, TaskConfig, TrainConfig, load_yaml_model, unique_task_names
+from mtpeft.config import Baselines, RunConfig, Split, TaskConfig, TrainConfig, load_yaml_model, unique_task_names
 
 
 class PromptConfig(BaseModel):
@@ -44,6 +44,7 @@ class PromptConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="Prompts per forward pass (left-padded).")
     rerank_top: int = Field(5, ge=1, description="Code search: candidates of each query re-ranked by the LLM after "
                             "embedding retrieval; the rest keep their embedding order below them.")
+    baselines: Baselines = ["trivial", "lexical"]
     output_dir: str | None = Field(None, description="Run directory (default runs/<name>).")
     base_dir: str | None = Field(None, description="Folder that relative paths start from; set to the config "
                                  "file's folder on load.")

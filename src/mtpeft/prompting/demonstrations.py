@@ -1,7 +1,7 @@
 """Few-shot demonstrations from the training split: the lexically closest (BM25) or a seeded random sample.
 
-BM25 (``rank_bm25.BM25Okapi``) runs over code tokens: identifiers split at ``_`` and camelCase,
-lower-cased, plus numbers, so ``readBuffer`` and ``read_buffer`` match. A pair task is matched on
+BM25 (``rank_bm25.BM25Okapi``) runs over code tokens (:func:`mtpeft.baselines.code_tokens`: identifier parts
+and numbers, lower-cased, so ``readBuffer`` and ``read_buffer`` match). A pair task is matched on
 both functions together; code search on the query text.
 
 ``balanced`` (classification): half the demonstrations of each label (the top-scoring label gets the odd one), so an
@@ -14,30 +14,13 @@ last, next to the input, and drops the farthest first when it runs out of room.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from mtpeft.baselines.tokens import code_tokens
 from mtpeft.prompting.templates import fields_of
 from mtpeft.tasks.spec import Example, TaskKind
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
-_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-
-
-def code_tokens(text: str) -> list[str]:
-    """Lower-cased identifier parts and numbers: the vocabulary BM25 matches on.
-
-    Example:
-        >>> code_tokens("int readBuffer(char *read_buf, int n2) { return 0x1F; }")
-        ['int', 'read', 'buffer', 'char', 'read', 'buf', 'int', 'n', '2', 'return', '0', 'x', '1', 'f']
-    """
-    out = []
-    for identifier in _IDENTIFIER.findall(text):
-        for part in identifier.split("_"):
-            out.extend(p.lower() for p in _CAMEL.findall(part))
-    return out
 
 
 @dataclass(frozen=True)

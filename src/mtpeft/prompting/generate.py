@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from mtpeft.evaluate.runner import SplitOutput, prediction_rows
+from mtpeft.evaluate.outputs import SplitOutput, prediction_rows
 from mtpeft.prompting.assemble import PromptBuilder, prompt_stats
 from mtpeft.prompting.config import PromptConfig
 from mtpeft.prompting.demonstrations import DemonstrationPicker

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mtpeft.ledger import ParameterCounts, git_commit, package_versions, peak_rss_bytes, task_fingerprints
+from mtpeft.ledger import (
+    ParameterCounts,
+    baseline_costs,
+    git_commit,
+    package_versions,
+    peak_rss_bytes,
+    task_fingerprints,
+)
 from mtpeft.prompting.config import PromptConfig
 from mtpeft.prompting.lm import CausalLM
 from mtpeft.prompting.templates import Template
@@ -20,7 +27,7 @@ KIND = "prompt"
 
 
 def prompt_ledger(config: PromptConfig, lm: CausalLM, tasks: dict[str, TaskData], templates: dict[str, Template],
-                  wall_time_s: float) -> dict[str, Any]:
+                  wall_time_s: float, lexical_fit_s: dict[str, float]) -> dict[str, Any]:
     total, usage = lm.parameters, lm.usage
     examples = {name: len(data.splits[config.split]) for name, data in sorted(tasks.items())}
     return {
@@ -58,8 +65,9 @@ def prompt_ledger(config: PromptConfig, lm: CausalLM, tasks: dict[str, TaskData]
             },
             "note": "nothing trains: examples, tokens and time are what inference processed",
         },
+        "baselines": baseline_costs(lexical_fit_s),
         "meta_info": {
-            "packages": package_versions("rank-bm25"),
+            "packages": package_versions(),
             "git_commit": git_commit(),
             "data": task_fingerprints(tasks),
         },

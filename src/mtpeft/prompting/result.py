@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtpeft.evaluate.runner import SplitOutput
+from mtpeft.evaluate.outputs import SplitOutput
 
 
 @dataclass

@@ -4,7 +4,7 @@
     2) the model is loaded; the token budget is checked against its context
     3) data is read exactly as a training run with the same seed reads it (same splits, caps, test hashes)
     4) each task is prompted: classification (generate or score), two-stage code search, or generation
-    5) metrics.json (the shared metrics plus prompting diagnostics), predictions, ledger.json, and
+    5) metrics.json (the shared metrics and baselines plus prompting diagnostics), predictions, ledger.json, and
        run.json last: the directory appears whole, or not at all
 """
 
@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from mtpeft.baselines import lexical_baselines
 from mtpeft.config import dump_config
 from mtpeft.errors import ConfigError
+from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD
 from mtpeft.io import atomic_dir, write_json, write_jsonl, write_text
 from mtpeft.prompting.classify import prompt_classification
 from mtpeft.prompting.config import PromptConfig
@@ -26,7 +28,7 @@ from mtpeft.prompting.record import KIND, prompt_ledger
 from mtpeft.prompting.search import prompt_search
 from mtpeft.prompting.templates import load_template
 from mtpeft.tasks import TaskKind, load_task, resolve_spec
-from mtpeft.train.evaluation import summarise
+from mtpeft.train.evaluation import lexical_rows, summarise
 
 
 def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool = True) -> Path:
@@ -57,16 +59,21 @@ def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool 
             specs[name].kind, prompt_classification)
         results[name] = prompt_task(lm, tasks[name], config, templates[name])
 
-    # 5) write the run directory
-    thresholds = {name: 0.5 for name, spec in specs.items() if spec.is_classification}
-    metrics = summarise(specs, {config.split: {n: r.output for n, r in results.items()}}, thresholds)
+    # 5) write the run directory, with the lexical baselines fitted on the same training examples
+    thresholds = {name: DEFAULT_THRESHOLD for name, spec in specs.items() if spec.is_classification}
+    lexical = lexical_baselines(tasks, [config.split]) if "lexical" in config.baselines else {}
+    metrics = summarise(specs, {config.split: {n: r.output for n, r in results.items()}}, thresholds, lexical=lexical,
+                        trivial="trivial" in config.baselines)
     for name, result in results.items():
         metrics["tasks"][name][config.split].update(result.extra)
-    ledger = prompt_ledger(config, lm, tasks, templates, time.perf_counter() - start)
+    ledger = prompt_ledger(config, lm, tasks, templates, time.perf_counter() - start,
+                           {name: result.fit_time_s for name, result in lexical.items()})
     with atomic_dir(run_dir) as staging:
         write_text(staging / "config.yaml", dump_config(config))
         for name, result in results.items():
             write_jsonl(staging / "predictions" / f"{name}.{config.split}.jsonl", result.rows)
+        for (name, split), rows in lexical_rows(lexical).items():
+            write_jsonl(staging / "predictions" / f"{name}.{split}.jsonl", rows)
         write_json(staging / "metrics.json", metrics)
         write_json(staging / "ledger.json", ledger)
         write_json(staging / "run.json", {"status": "complete", "kind": KIND, "config": str(run_dir / "config.yaml")})

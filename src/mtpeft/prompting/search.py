@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mtpeft.evaluate.metrics import retrieval_ranks, retrieval_scores
-from mtpeft.evaluate.runner import SplitOutput, prediction_rows
+from mtpeft.evaluate.outputs import SplitOutput, prediction_rows
 from mtpeft.prompting.assemble import PromptBuilder, prompt_stats
 from mtpeft.prompting.config import PromptConfig
 from mtpeft.prompting.demonstrations import DemonstrationPicker

@@ -92,6 +92,55 @@ def deltas(cells: Grid, tasks: list[str], pairs: list[tuple[Key, Key]]) -> list[
     return rows
 
 
+LEXICAL = "lexical"
+"""The method name of the lexical baseline's rows in tables."""
+
+
+def lexical_rows(cells: Grid, tasks: list[str]) -> list[ScoreRow]:
+    """Per setting, the lexical baseline fitted on the same training examples as its runs, over seeds.
+
+    Every run of one seed and setting reads the same data, so its lexical score does not depend on the
+    model or the method; where several runs answer a task, their (equal) scores are averaged.
+    """
+    by_setting: dict[str, dict[int, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(
+        list)))
+    for (setting, _, _, seed), runs in cells.items():
+        for task, run in runs.items():
+            value = run.lexical_score(task)
+            if value is not None:
+                by_setting[setting][seed][task].append(value)
+    rows = []
+    for setting, per_seed in sorted(by_setting.items()):
+        seeds = sorted(per_seed)
+        scores = {t: seed_summary([float(np.mean(per_seed[s][t])) for s in seeds if per_seed[s][t]])
+                  for t in tasks if any(per_seed[s][t] for s in seeds)}
+        complete = [s for s in seeds if all(per_seed[s][t] for t in tasks)]
+        macro = seed_summary([float(np.mean([np.mean(per_seed[s][t]) for t in tasks])) for s in complete]) \
+            if complete else {"mean": float("nan"), "std": float("nan"), "n": 0}
+        rows.append(ScoreRow(setting, "–", LEXICAL, len(seeds), 0.0, scores, macro))
+    return rows
+
+
+def versus_lexical(cells: Grid, tasks: list[str]) -> list[DeltaRow]:
+    """Each (setting, model, method) against the lexical baseline of its own runs, per task: per-seed deltas
+    and a paired test on the same test examples (the runs' predictions against the baseline's)."""
+    rows = []
+    for key in sorted({k[:3] for k in cells}):
+        seeds = sorted(k[3] for k in cells if k[:3] == key)
+        for task in tasks:
+            runs = [run for s in seeds if (run := cells[(*key, s)].get(task)) is not None
+                    and run.lexical_score(task) is not None]
+            if not runs:
+                continue
+            metric = runs[0].metric(task)
+            pooled = reduce(PairedOutcomes.concat, [PairedOutcomes.from_rows(
+                metric, run.predictions(task), run.predictions(task, f"test.{LEXICAL}")) for run in runs])
+            rows.append(DeltaRow((*key, -1), (key[0], "–", LEXICAL, -1), task, metric,
+                                 seed_summary([run.score(task) - (run.lexical_score(task) or 0.0) for run in runs]),
+                                 compare(pooled)))
+    return rows
+
+
 def peft_vs_full(cells: Grid) -> list[tuple[Key, Key]]:
     combos = sorted({k[:3] for k in cells})
     return [((s, m, meth, -1), (s, m, "full", -1)) for s, m, meth in combos

@@ -50,15 +50,29 @@ class RunRecord:
     def seed(self) -> int:
         return int(self.config["seed"] if self.is_prompt else self.config["train"]["seed"])
 
+    @property
+    def train_examples(self) -> int | None:
+        """Training examples per task the run asked for (a study's ``train_examples`` axis): the largest
+        training cap of its tasks; None when a task is uncapped."""
+        caps = [_train_cap(task.get("max_examples")) for task in self.config.get("tasks", [])]
+        return None if not caps or None in caps else max(c for c in caps if c is not None)
+
     def score(self, task: str, split: str = "test") -> float:
         info = self.metrics["tasks"][task]
         return float(info[split][info["metric"]])
+
+    def lexical_score(self, task: str, split: str = "test") -> float | None:
+        """The lexical baseline's main metric, fitted on this run's training examples (None: not measured)."""
+        info = self.metrics["tasks"][task]
+        value = info.get("lexical", {}).get(split, {}).get(info["metric"])
+        return None if value is None else float(value)
 
     def metric(self, task: str) -> str:
         return str(self.metrics["tasks"][task]["metric"])
 
     def predictions(self, task: str, split: str = "test") -> dict[str, dict[str, Any]]:
-        """Rows of ``predictions/<task>.<split>.jsonl`` by example id."""
+        """Rows of ``predictions/<task>.<split>.jsonl`` by example id (``split="test.lexical"``: the lexical
+        baseline's rows on test)."""
         return _read_predictions(self.path / "predictions" / f"{task}.{split}.jsonl")
 
     def train_log(self) -> list[dict[str, Any]]:
@@ -96,6 +110,10 @@ def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
 def _prompting(ledger: dict[str, Any]) -> bool:
     """Prompting runs get their own table and are never paired with training runs."""
     return ledger.get("run_info", {}).get("kind") == PROMPT
+
+
+def _train_cap(max_examples: Any) -> int | None:
+    return max_examples.get("train") if isinstance(max_examples, dict) else max_examples
 
 
 def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:

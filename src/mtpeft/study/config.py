@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,8 +25,11 @@ class StudyAxes(_Strict):
     method: list[str] = Field(["full", "lora"], min_length=1, description="PEFT methods (full = fine-tune all).")
     model: list[str] | None = Field(None, min_length=1, description="Models (default: the base config's).")
     seed: list[int] | None = Field(None, min_length=1, description="Seeds (default: the base config's).")
+    train_examples: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, min_length=1, description="Training examples per task (a learning curve): each value caps the "
+        "training split of every task, keeping validation and test; smaller caps are subsets of larger ones.")
 
-    @field_validator("setting", "method", "model", "seed")
+    @field_validator("setting", "method", "model", "seed", "train_examples")
     @classmethod
     def _unique(cls, values: list | None) -> list | None:
         if values is not None and len(set(values)) != len(values):

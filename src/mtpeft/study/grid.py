@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import combinations, product
 from pathlib import Path
 
-from mtpeft.config import RunConfig, load_config
+from mtpeft.config import SPLITS, RunConfig, TaskConfig, load_config
 from mtpeft.errors import ConfigError
 from mtpeft.methods import METHODS
 from mtpeft.study.config import StudyConfig
@@ -21,10 +21,11 @@ class PlannedRun:
     method: str
     seed: int
     config: RunConfig
+    train_examples: int | None = None  # the study's learning-curve axis; None: the base config's caps
 
 
 def expand(study: StudyConfig) -> list[PlannedRun]:
-    """Every run of the study, sorted by id: setting x model x method x seed (x task for SFT)."""
+    """Every run of the study, sorted by id: setting x model x method x seed x training size (x task for SFT)."""
     base = study.base_path()
     base_config = load_config(base, study.overrides)
     unknown = sorted(m for m in study.method_overrides if m not in METHODS)  # others may be off the axes today
@@ -42,10 +43,12 @@ def expand(study: StudyConfig) -> list[PlannedRun]:
         raise ConfigError(f"groups: {', '.join(strays)} not among the study's tasks ({', '.join(chosen)})")
     runs_dir = (study.study_dir() / "runs").resolve()
     runs: list[PlannedRun] = []
-    for setting, model, method, seed in product(study.axes.setting, study.axes.model or [base_config.model],
-                                                study.axes.method, study.axes.seed or [base_config.train.seed]):
+    for setting, model, method, seed, size in product(study.axes.setting, study.axes.model or [base_config.model],
+                                                      study.axes.method, study.axes.seed or [base_config.train.seed],
+                                                      study.axes.train_examples or [None]):
         for only in task_sets(setting, chosen, study.groups):
             run_id = "-".join([setting_of(only, chosen), _slug(model), method, f"seed{seed}",
+                               *([f"n{size}"] if size is not None else []),
                                *(["+".join(only)] if len(only) < len(chosen) else [])])
             own_args = [] if method == base_config.method else ["method_args={}"]  # base args fit its method only
             overrides = [*study.overrides, f"model={model}", f"method={method}", *own_args,
@@ -55,10 +58,19 @@ def expand(study: StudyConfig) -> list[PlannedRun]:
                 config = load_config(base, overrides)
             except ConfigError as err:
                 raise ConfigError([f"run {run_id}: {p}" for p in err.problems]) from None
-            config = config.model_copy(update={"tasks": [t for t in config.tasks if t.name in only]})
-            runs.append(PlannedRun(run_id, setting_of(only, chosen), model, method, seed, config))
+            tasks = [with_train_cap(t, size) for t in config.tasks if t.name in only]
+            config = config.model_copy(update={"tasks": tasks})
+            runs.append(PlannedRun(run_id, setting_of(only, chosen), model, method, seed, config, size))
     unique = {r.run_id: r for r in runs}  # a 2-task group is also a pair run: train it once
     return sorted(unique.values(), key=lambda r: r.run_id)
+
+
+def with_train_cap(task: TaskConfig, size: int | None) -> TaskConfig:
+    """``task`` with its training split capped at ``size`` examples (validation and test keep their caps)."""
+    if size is None:
+        return task
+    caps = {split: task.cap(split) for split in SPLITS if task.cap(split) is not None}
+    return task.model_copy(update={"max_examples": {**caps, "train": size}})
 
 
 def task_sets(setting: str, tasks: list[str], groups: list[list[str]]) -> list[list[str]]:

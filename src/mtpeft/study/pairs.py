@@ -130,7 +130,8 @@ def pairs_json(analyses: list[PairsAnalysis], quality: dict[str, Any]) -> dict[s
     return {"analyses": [{
         "model": a.model, "method": a.method, "tasks": a.transfer.tasks, "seeds": a.transfer.seeds,
         "transfer": _list(a.transfer.matrix), "transfer_std": _list(a.transfer.spread),
-        "transfer_vs_all": _list(a.transfer.versus_all), "stability": a.transfer.stability(),
+        "transfer_vs_all": _list(a.transfer.versus_all), "versus_lexical": a.transfer.versus_lexical(),
+        "stability": a.transfer.stability(),
         "pairs": a.transfer.pairs(), "negative_transfer": a.transfer.negative(),
         "estimates": {"gradient cosine": _list(a.estimate.cosine), "lookahead (TAG)": _list(a.estimate.lookahead),
                       "steps": a.estimate.steps, "time_s": a.estimate.time_s, "flops": a.estimate.flops},

@@ -38,6 +38,10 @@ def _analysis_section(a: PairsAnalysis, stem: str) -> list[str]:
     versus_all = Table("transfer_vs_all", "", ["task \\ partner", *tasks], [
         [row_task, *(_cell(t.versus_all[i, j]) if i != j else "–" for j in range(len(tasks)))]
         for i, row_task in enumerate(tasks)])
+    versus_lexical = Table("versus_lexical", "", ["task", "lexical", "alone - lexical", "best pair - lexical",
+                                                  "all tasks - lexical"],
+                           [[task, v["lexical"], _cell(v["alone_minus_lexical"]), _cell(v["best_pair_minus_lexical"]),
+                             _cell(v["all_minus_lexical"])] for task, v in t.versus_lexical().items()])
     stability = Table("stability", "", ["task", "alone: std over seeds", "transfer: std over partners",
                                         "mean transfer", "worst transfer"],
                       [[task, *(v for v in s.values())] for task, s in t.stability().items()])
@@ -54,6 +58,8 @@ def _analysis_section(a: PairsAnalysis, stem: str) -> list[str]:
                        for name, grouping in a.groupings.items()])
     out = [f"## {a.model} / {a.method}", "", f"![transfer](plots/{stem}.png)", "", "### Transfer matrix (vs alone)",
            "", matrix.markdown(), "", "### Pair score minus the all-task (MFT) score", "", versus_all.markdown(), "",
+           "### Against the lexical baseline", "", "TF-IDF + logistic regression (BM25 for search) fitted on the "
+           "same training examples; negative: a bag of words does better.", "", versus_lexical.markdown(), "",
            "### Stability", "", stability.markdown(), "", "### Asymmetry and complementarity", "", pairs.markdown(),
            "", "Train alone (loses with every partner): " + (", ".join(t.negative()) or "none") + ".", "",
            "### Cheap estimates (no pair training)", "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -11,6 +12,7 @@ from matplotlib.figure import Figure
 from mtpeft.io import atomic_open
 from mtpeft.study.analysis import DeltaRow, ScoreRow
 from mtpeft.study.collect import RunRecord
+from mtpeft.study.curves import CurvePoint, is_lexical
 
 MARKERS = {"sft": "o", "mft": "s"}
 
@@ -86,6 +88,39 @@ def training_curves(records: list[RunRecord], tasks: list[str], path: Path) -> N
         ax.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)
+
+
+def learning_curves(points: list[CurvePoint], tasks: list[str], path: Path) -> None:
+    """Per task, test score against training examples (log scale): one line per (setting, model, method) with
+    its seed std as error bars, the lexical baseline dashed (one line: every setting fits it on the same data)."""
+    fig = Figure(figsize=(5 * min(len(tasks), 2), 3.5 * math.ceil(len(tasks) / 2)))
+    systems = sorted({(p.row.setting, p.row.model, p.row.method) for p in points if not is_lexical(p)})
+    lexical_setting = min((p.row.setting for p in points if is_lexical(p)), default=None)
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(math.ceil(len(tasks) / 2), min(len(tasks), 2), i + 1)
+        for k, system in enumerate(systems):
+            line = [p for p in points if (p.row.setting, p.row.model, p.row.method) == system and task in p.row.scores]
+            _curve(ax, line, task, dict(color=f"C{k}", marker=MARKERS.get(system[0], "^"),
+                                        label=f"{system[0].upper()} {system[1]}/{system[2]}"))
+        line = [p for p in points if is_lexical(p) and p.row.setting == lexical_setting and task in p.row.scores]
+        _curve(ax, line, task, dict(color="black", linestyle="--", marker="x", label="lexical baseline"))
+        ax.set_xscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("training examples per task (log scale)")
+        ax.set_ylabel("test score")
+        if ax.lines:
+            ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _curve(ax: Any, line: list[CurvePoint], task: str, style: dict[str, Any]) -> None:
+    if not line:
+        return
+    std = [p.row.scores[task].get("std", math.nan) for p in line]
+    ax.errorbar([p.train_examples for p in line], [p.row.scores[task]["mean"] for p in line],
+                yerr=[0.0 if math.isnan(v) else v for v in std], linewidth=1, capsize=2, **style)
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

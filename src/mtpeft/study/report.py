@@ -14,8 +14,21 @@ import numpy as np
 from mtpeft.errors import RunError
 from mtpeft.io import write_text
 from mtpeft.study import plots
-from mtpeft.study.analysis import DeltaRow, ScoreRow, deltas, grid, mft_vs_sft, peft_vs_full, score_rows, tasks_of
+from mtpeft.study.analysis import (
+    LEXICAL,
+    DeltaRow,
+    ScoreRow,
+    deltas,
+    grid,
+    lexical_rows,
+    mft_vs_sft,
+    peft_vs_full,
+    score_rows,
+    tasks_of,
+    versus_lexical,
+)
 from mtpeft.study.collect import RunRecord, collect
+from mtpeft.study.curves import CurvePoint, curve_sizes, learning_curve
 from mtpeft.study.efficiency import Footprint, Savings, footprints, savings
 from mtpeft.study.tables import Table
 
@@ -36,10 +49,15 @@ def write_report(study_dir: Path) -> Path:
         raise RunError(f"{study_dir}: no finished runs yet{waiting}")
     tasks = tasks_of(records)
     main = [r for r in records if r.setting in MAIN_SETTINGS]  # pairs and groups: `mtpeft pairs` reports them
+    sizes = curve_sizes(study_dir)
+    curve = learning_curve(main, tasks) if len(sizes) > 1 else []
+    if curve:  # the other tables compare systems at one size: the largest
+        main = [r for r in main if r.train_examples in (None, sizes[-1]) or r.is_prompt]
     cells = grid(main)
-    rows = score_rows(cells, tasks)
+    rows = score_rows(cells, tasks) + lexical_rows(cells, tasks)
     vs_full = deltas(cells, tasks, peft_vs_full(cells))
     vs_sft = deltas(cells, tasks, mft_vs_sft(cells))
+    vs_lexical = versus_lexical(cells, tasks)
     prints = footprints(main)
     saved = savings(prints)
 
@@ -47,7 +65,9 @@ def write_report(study_dir: Path) -> Path:
     tables = [*(score_table(rows, tasks, s) for s in SETTING_TITLES if any(r.setting == s for r in rows)),
               delta_table("delta_peft_vs_full", "PEFT - Full (same setting, model, seed)", vs_full),
               delta_table("delta_mft_vs_sft", "MFT - SFT (same model, method, seed)", vs_sft),
-              ledger_table(prints), savings_table(saved)]
+              delta_table("delta_vs_lexical", "Model - lexical baseline (fitted on the same training examples)",
+                          vs_lexical),
+              ledger_table(prints), savings_table(saved), *([curve_table(curve, tasks)] if curve else [])]
     for table in tables:
         table.write(study_dir / "tables")
     figures = study_dir / "plots"
@@ -55,19 +75,21 @@ def write_report(study_dir: Path) -> Path:
     if vs_full:
         plots.forest(vs_full, figures / "forest_peft_vs_full.png", "PEFT - Full per task (95% paired bootstrap)")
     plots.training_curves(main, tasks, figures / "training_curves.png")
-    report = render(study_dir, records, unfinished, tables, saved, bool(vs_full))
+    if curve:
+        plots.learning_curves(curve, tasks, figures / "learning_curve.png")
+    report = render(study_dir, records, unfinished, tables, saved, bool(vs_full), sizes[-1] if curve else None)
     write_text(study_dir / "report.md", report)
     return study_dir / "report.md"
 
 
 def results_csv(records: list[RunRecord]) -> str:
-    """One row per run x task x split: the axes, every metric, the baseline and the run's ledger."""
+    """One row per run x task x split: the axes, every metric, the baselines and the run's ledger."""
     metric_names = sorted({m for r in records for t in r.tasks for s in SPLITS
                            for m in r.metrics["tasks"][t].get(s, {})})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["run_id", "setting", "model", "method", "seed", "task", "split", "metric", "score",
-                     "baseline", *metric_names, *LEDGER_COLUMNS])
+                     "baseline", "lexical", *metric_names, *LEDGER_COLUMNS])
     for r in records:
         ledger = _run_ledger(r)
         for task in r.tasks:
@@ -78,7 +100,8 @@ def results_csv(records: list[RunRecord]) -> str:
                 values = info[split]
                 writer.writerow([r.run_id, r.setting, r.model, r.method, r.seed, task, split, info["metric"],
                                  values[info["metric"]], info.get("baseline", {}).get(split),
-                                 *(values.get(m, "") for m in metric_names), *(ledger[c] for c in LEDGER_COLUMNS)])
+                                 r.lexical_score(task, split), *(values.get(m, "") for m in metric_names),
+                                 *(ledger[c] for c in LEDGER_COLUMNS)])
     return out.getvalue()
 
 
@@ -94,10 +117,19 @@ def score_table(rows: list[ScoreRow], tasks: list[str], setting: str) -> Table:
     body = []
     for row in (r for r in rows if r.setting == setting):
         cells = [_mean_std(row.scores.get(t)) for t in tasks]
-        body.append([row.model, row.method, row.seeds, f"{row.trainable_percent:.2f}", *cells, _mean_std(row.macro)])
+        percent = "–" if row.method == LEXICAL else f"{row.trainable_percent:.2f}"
+        body.append([row.model, row.method, row.seeds, percent, *cells, _mean_std(row.macro)])
     metrics = [f"{t}" for t in tasks]
     return Table(f"{setting}_results", SETTING_TITLES[setting],
                  ["model", "method", "seeds", "trainable %", *metrics, "macro"], body)
+
+
+def curve_table(points: list[CurvePoint], tasks: list[str]) -> Table:
+    body = [[p.train_examples, p.row.setting.upper(), p.row.model, p.row.method, p.row.seeds,
+             *(_mean_std(p.row.scores.get(t)) for t in tasks), _mean_std(p.row.macro), f"{p.time_s:.0f}"]
+            for p in sorted(points, key=lambda p: (p.row.setting, p.row.model, p.row.method, p.train_examples))]
+    return Table("learning_curve", "Learning curve: test score against training examples per task",
+                 ["train examples", "setting", "model", "method", "seeds", *tasks, "macro", "time s"], body)
 
 
 def delta_table(name: str, title: str, rows: list[DeltaRow]) -> Table:
@@ -149,14 +181,23 @@ def savings_table(saved: list[Savings]) -> Table:
 
 
 def render(study_dir: Path, records: list[RunRecord], unfinished: list[str], tables: list[Table],
-           saved: list[Savings], has_forest: bool) -> str:
+           saved: list[Savings], has_forest: bool, curve_size: int | None = None) -> str:
     by_name = {t.name: t for t in tables}
     parts = [f"# Study report: {study_dir.name}", "",
              f"{len(records)} finished runs under `runs/`" + (
                  f"; {len(unfinished)} unfinished (not counted): {', '.join(unfinished)}" if unfinished else "")
              + ". Scores are test-split main metrics (accuracy, F1 of the positive class, or MRR over the whole "
                "pool), the mean over seeds ± the sample standard deviation. Every number below is recomputed "
-               "from the run directories by `mtpeft report`.", ""]
+               "from the run directories by `mtpeft report`. The *lexical* rows are the baseline every run fits "
+               "on its own training examples (TF-IDF + logistic regression, BM25 for search, copying the input "
+               "for generation): a model is worth its cost where it beats them.", ""]
+    if curve_size is not None:
+        parts += [f"## {by_name['learning_curve'].title}", "", "Each training size caps every task's training split "
+                  "(smaller sets are subsets of larger ones; validation and test stay the same). *time s*: wall time "
+                  "of the runs (SFT: all of them), or the lexical baseline's fit-and-score time, mean over seeds.", "",
+                  by_name["learning_curve"].markdown(), "", "![Learning curve](plots/learning_curve.png)", "",
+                  f"The sections below compare systems at the largest size, {curve_size:,} training examples per "
+                  "task.", ""]
     for name in (f"{setting}_results" for setting in SETTING_TITLES):
         if name in by_name:
             parts += [f"## {by_name[name].title}", "", by_name[name].markdown(), ""]
@@ -167,7 +208,7 @@ def render(study_dir: Path, records: list[RunRecord], unfinished: list[str], tab
               "correctness, for classification; it tests accuracy disagreements, so on a rare-positive F1 task it "
               "can be small while F1 does not move. Seeds also change the data split, so the seed spread includes "
               "data variance.", ""]
-    for name in ("delta_peft_vs_full", "delta_mft_vs_sft"):
+    for name in ("delta_peft_vs_full", "delta_mft_vs_sft", "delta_vs_lexical"):
         table = by_name[name]
         parts += [f"### {table.title}", "", table.markdown() if table.rows else "_no pairs in this study_", ""]
     parts += ["## Efficiency ledger", "", by_name["ledger"].markdown(), "",

@@ -24,6 +24,7 @@ class Transfer:
     alone: np.ndarray  # (tasks, seeds) score trained alone
     paired: np.ndarray  # (tasks, tasks, seeds) score of row task trained with column task; nan on the diagonal
     together: np.ndarray  # (tasks, seeds) score in the all-task run; nan where it did not run
+    lexical: np.ndarray  # (tasks, seeds) the lexical baseline fitted on the task's training examples; nan: none
 
     @property
     def per_seed(self) -> np.ndarray:
@@ -63,6 +64,18 @@ class Transfer:
                             "complementary": ab > 0 and ba > 0, "conflicting": ab < 0 and ba < 0})
         return out
 
+    def versus_lexical(self) -> dict[str, dict[str, float]]:
+        """Per task: the lexical baseline and, against it, the task alone, with its best partner, and in the
+        all-task run (means over seeds; positive: the model beats a bag of words)."""
+        out = {}
+        for i, task in enumerate(self.tasks):
+            lexical = _nanmean(self.lexical[i])
+            best_pair = _nanmax(np.delete(_nanmean(self.paired[i], axis=1), i))
+            out[task] = {"lexical": lexical, "alone_minus_lexical": _nanmean(self.alone[i]) - lexical,
+                         "best_pair_minus_lexical": best_pair - lexical,
+                         "all_minus_lexical": _nanmean(self.together[i]) - lexical}
+        return out
+
     def negative(self) -> list[str]:
         """Tasks that lose with every partner: train them alone."""
         return [t for i, t in enumerate(self.tasks) if np.all(np.delete(self.matrix[i], i) < 0)]
@@ -77,10 +90,12 @@ def transfer(records: list[RunRecord], model: str, method: str) -> Transfer:
     alone = np.full((len(tasks), len(seeds)), np.nan)
     paired = np.full((len(tasks), len(tasks), len(seeds)), np.nan)
     together = np.full((len(tasks), len(seeds)), np.nan)
+    lexical = np.full((len(tasks), len(seeds)), np.nan)
     for r in chosen:
         k = column[r.seed]
         if r.setting == "sft":
             alone[index[r.tasks[0]], k] = r.score(r.tasks[0])
+            lexical[index[r.tasks[0]], k] = np.nan if (value := r.lexical_score(r.tasks[0])) is None else value
         elif r.setting == "pair":
             a, b = r.tasks
             paired[index[a], index[b], k] = r.score(a)
@@ -88,7 +103,7 @@ def transfer(records: list[RunRecord], model: str, method: str) -> Transfer:
         elif r.setting == "mft":
             for t in r.tasks:
                 together[index[t], k] = r.score(t)
-    return Transfer(tasks, seeds, alone, paired, together)
+    return Transfer(tasks, seeds, alone, paired, together, lexical)
 
 
 def model_methods(records: list[RunRecord]) -> list[tuple[str, str]]:
@@ -104,6 +119,11 @@ def _nanmean(values: np.ndarray, axis: int | None = None) -> Any:
 def _nanmin(values: np.ndarray) -> Any:
     with _quiet():
         return np.nanmin(values)
+
+
+def _nanmax(values: np.ndarray) -> Any:
+    with _quiet():
+        return np.nanmax(values)
 
 
 def _nanstd(values: np.ndarray, axis: int | None = None) -> Any:

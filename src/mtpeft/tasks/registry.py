@@ -10,10 +10,11 @@ TASKS: Registry[TaskSpec] = Registry("task")
 _SHARED = "../shared/datasets"
 
 for _spec in (
+    # the paper's datasets; Big-Vul (`bigvul`) and the BigCloneBench CSVs (`bcb-csv`) are the alternatives
     TaskSpec("vulnerability", TaskKind.BINARY, "accuracy", "Is this C function vulnerable?",
-             "bigvul", f"{_SHARED}/vulnerability/bigvul"),
+             "devign", f"{_SHARED}/vulnerability/devign"),
     TaskSpec("clone", TaskKind.PAIR, "f1", "Are these two Java functions clones?",
-             "bcb-csv", f"{_SHARED}/clone/bigclonebench"),
+             "bcb-codexglue", f"{_SHARED}/clone/bcb-codexglue"),
     TaskSpec("flakiness", TaskKind.BINARY, "f1", "Is this Java test method flaky?",
              "flakeflagger", f"{_SHARED}/flakiness/flakeflagger"),
     TaskSpec("search", TaskKind.RETRIEVAL, "mrr", "Which function does this description describe?",

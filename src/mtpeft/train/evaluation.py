@@ -1,14 +1,17 @@
-"""Evaluation inside a run: every task on a split, thresholds tuned on validation, metrics.json."""
+"""Evaluation inside a run: every task on a split, thresholds tuned on validation, the baselines, metrics.json."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mtpeft.evaluate.generation import generation_scores
+from mtpeft.baselines import LexicalResult, lexical_baselines
 from mtpeft.evaluate.metrics import constant_baseline, random_retrieval_baseline
-from mtpeft.evaluate.runner import SplitOutput, best_threshold, prediction_rows, run_split, score
+from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, SplitOutput, best_threshold, prediction_rows, score
+from mtpeft.evaluate.runner import run_split
 from mtpeft.tasks.spec import TaskKind, TaskSpec
 from mtpeft.train.build import Assembled
 
@@ -46,39 +49,46 @@ def evaluate_untrained(built: Assembled, accelerator: Any, num_beams: int = 1,
     return scores, rows
 
 
+@dataclass
+class FinalEvaluation:
+    """What the selected weights (and the baselines) scored, ready to be written into the run directory."""
+
+    metrics: dict[str, Any]  # metrics.json
+    predictions: dict[tuple[str, str], list]  # (task, split) -> rows; the lexical baseline's split is <split>.lexical
+    thresholds: dict[str, float]  # tuned on validation, per classification task
+    lexical_fit_s: dict[str, float]  # seconds the lexical baseline took per task (the ledger's, not metrics')
+
+
 def final_evaluation(built: Assembled, accelerator: Any, num_beams: int = 1,
-                     untrained: dict[str, dict[str, Any]] | None = None,
-                     ) -> tuple[dict[str, Any], dict[tuple[str, str], list], dict]:
-    """Validation and test outputs of the selected weights: metrics, prediction rows, thresholds."""
+                     untrained: dict[str, dict[str, Any]] | None = None, baselines: Sequence[str] = ("trivial",),
+                     ) -> FinalEvaluation:
+    """Validation and test outputs of the selected weights, and of the baselines named in ``baselines``."""
     outputs = {split: run_all(built, split, accelerator, num_beams) for split in ("validation", "test")}
     thresholds = tune_thresholds(built, outputs["validation"])
     specs = {name: data.spec for name, data in built.tasks.items()}
-    metrics = summarise(specs, outputs, thresholds, untrained)
-    for task, scores in copy_input_scores(built, list(outputs)).items():
-        metrics["tasks"][task]["copy_input"] = scores
-    predictions = {(t, split): prediction_rows(out, thresholds.get(t, 0.5))
+    lexical = lexical_baselines(built.tasks) if "lexical" in baselines else {}
+    metrics = summarise(specs, outputs, thresholds, untrained, lexical, trivial="trivial" in baselines)
+    predictions = {(t, split): prediction_rows(out, thresholds.get(t, DEFAULT_THRESHOLD))
                    for split, per_task in outputs.items() for t, out in per_task.items()}
-    return metrics, predictions, thresholds
+    predictions.update(lexical_rows(lexical))
+    return FinalEvaluation(metrics, predictions, thresholds, {t: r.fit_time_s for t, r in lexical.items()})
 
 
-def copy_input_scores(built: Assembled, splits: list[str]) -> dict[str, dict[str, Any]]:
-    """Generation tasks scored as if the model copied its input: the trivial baseline of code-to-code tasks
-    (a bug fix changes few tokens, so the buggy method already scores a high BLEU against the fix)."""
-    out = {}
-    for name, data in built.tasks.items():
-        if data.spec.kind is TaskKind.GENERATION:
-            out[name] = {split: generation_scores([ex.text for ex in data.splits[split]],
-                                                  [ex.target or "" for ex in data.splits[split]], data.spec.language)
-                         for split in splits}
-    return out
+def lexical_rows(lexical: dict[str, LexicalResult]) -> dict[tuple[str, str], list]:
+    """Prediction rows of the lexical baselines, keyed ``(task, "<split>.lexical")``: written beside the
+    model's, so that studies can test the model against them example by example."""
+    return {(task, f"{split}.lexical"): prediction_rows(out, result.threshold or DEFAULT_THRESHOLD)
+            for task, result in lexical.items() for split, out in result.outputs.items()}
 
 
 def summarise(specs: dict[str, TaskSpec], outputs: dict[str, dict[str, SplitOutput]],
-              thresholds: dict[str, float], untrained: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """metrics.json: every metric per task and split, the baseline, and the mean main metric.
+              thresholds: dict[str, float], untrained: dict[str, dict[str, Any]] | None = None,
+              lexical: dict[str, LexicalResult] | None = None, trivial: bool = True) -> dict[str, Any]:
+    """metrics.json: every metric per task and split, the baselines, and the mean main metric.
 
-    The baseline is the best constant predictor (classification), a random ranking (retrieval), or the
-    model before training (generation, from ``untrained``; None when not measured).
+    ``baseline`` (with ``trivial``) is the best constant predictor (classification), a random ranking
+    (retrieval), or the model before training (generation, from ``untrained``; None when not measured).
+    ``lexical`` holds every metric of the lexical baseline per split, with what it was and its threshold.
     """
     tasks: dict[str, Any] = {}
     for name in sorted(specs):
@@ -86,13 +96,23 @@ def summarise(specs: dict[str, TaskSpec], outputs: dict[str, dict[str, SplitOutp
         entry: dict[str, Any] = {"kind": str(spec.kind), "metric": spec.metric, "threshold": thresholds.get(name)}
         for split, per_task in outputs.items():
             out = per_task[name]
-            entry[split] = score(out, thresholds.get(name, 0.5))
-            entry.setdefault("baseline", {})[split] = _baseline(spec, out, (untrained or {}).get(name, {}).get(split))
+            entry[split] = score(out, thresholds.get(name, DEFAULT_THRESHOLD))
+            if trivial:
+                entry.setdefault("baseline", {})[split] = _baseline(spec, out,
+                                                                    (untrained or {}).get(name, {}).get(split))
+        if lexical and name in lexical:
+            entry["lexical"] = _lexical_entry(lexical[name])
         if spec.kind is TaskKind.GENERATION and untrained and name in untrained:
             entry["untrained"] = untrained[name]
         tasks[name] = entry
     mean = {split: float(np.mean([tasks[t][split][tasks[t]["metric"]] for t in tasks])) for split in outputs}
     return {"tasks": tasks, "mean": mean}
+
+
+def _lexical_entry(result: LexicalResult) -> dict[str, Any]:
+    threshold = result.threshold if result.threshold is not None else DEFAULT_THRESHOLD
+    return {"method": result.method, "threshold": result.threshold,
+            **{split: score(out, threshold) for split, out in result.outputs.items()}}
 
 
 def _baseline(spec: TaskSpec, out: SplitOutput, untrained: dict[str, float] | None) -> float | None:

@@ -12,6 +12,7 @@ from mtpeft.io import write_json
 from mtpeft.ledger import (
     TrainCounters,
     attended_pairs,
+    baseline_costs,
     count_parameters,
     dir_bytes,
     flop_model,
@@ -25,7 +26,8 @@ from mtpeft.train.checkpoint import LoopState
 
 
 def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: TrainCounters, loop: LoopState,
-                 wall_time_s: float, accelerator: Any) -> dict[str, Any]:
+                 wall_time_s: float, accelerator: Any, lexical_fit_s: dict[str, float] | None = None) -> dict[str, Any]:
+    """ledger.json; ``lexical_fit_s``: seconds the lexical baseline took per task (fit and score)."""
     params = count_parameters(built.model.encoder, [built.model.heads, built.weighting])
     with accelerator.autocast():  # frozen weights may be stored in bf16 (train.precision)
         flop_counts = flop_model(built.model.encoding_module(), built.backbone.model.config)
@@ -81,6 +83,7 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
                 "target_tokens": counters.target_tokens,
             },
         },
+        "baselines": baseline_costs(lexical_fit_s or {}),
         "meta_info": {
             "packages": package_versions(),
             "git_commit": git_commit(),

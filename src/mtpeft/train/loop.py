@@ -28,7 +28,7 @@ from mtpeft.config import RunConfig, dump_config
 from mtpeft.data.collate import Batch, collate
 from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
-from mtpeft.evaluate.runner import score
+from mtpeft.evaluate.outputs import score
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters
 from mtpeft.train.allocator import keep_freed_memory
@@ -160,7 +160,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     if main:
         write_json(run_dir / "run.json", {"status": "training", "config": str(run_dir / "config.yaml")})
         write_text(run_dir / "config.yaml", config_yaml)
-    if loop.untrained is None:
+    if loop.untrained is None and "trivial" in config.baselines:
         # generation tasks are judged against the model before training; measured once, kept on resume
         t0 = time.perf_counter()
         loop.untrained, untrained_rows = evaluate_untrained(built, accelerator, cfg.num_beams)
@@ -278,15 +278,17 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     # 8) the selected weights: tune thresholds on validation, score test, write the run
     if best is not None:
         load_trainable_state(raw, best)
-    metrics, predictions, thresholds = final_evaluation(built, accelerator, cfg.num_beams, loop.untrained)
+    final = final_evaluation(built, accelerator, cfg.num_beams, loop.untrained, config.baselines)
+    metrics = final.metrics
     metrics["selected"] = {"epoch": loop.best_epoch + 1 if loop.best_epoch is not None else None,
                            "optimizer_step": loop.best_step, "validation_mean": loop.best_score}
     if main:
-        save_artifacts(run_dir, config, built, thresholds)
-        for (task, split), rows in predictions.items():
+        save_artifacts(run_dir, config, built, final.thresholds)
+        for (task, split), rows in final.predictions.items():
             write_jsonl(run_dir / "predictions" / f"{task}.{split}.jsonl", rows)
         write_json(run_dir / "metrics.json", metrics)
-        write_ledger(run_dir, config, built, counters, loop, time.perf_counter() - start_wall, accelerator)
+        write_ledger(run_dir, config, built, counters, loop, time.perf_counter() - start_wall, accelerator,
+                     final.lexical_fit_s)
         write_json(run_dir / "run.json", {"status": "complete", "config": str(run_dir / "config.yaml")})
     accelerator.wait_for_everyone()
     return run_dir
