@@ -108,24 +108,29 @@ class TfidfLogistic:
         if len(set(labels.tolist())) < 2:
             raise ValueError(f"the training split holds only label {labels[0]}; a classifier needs both")
         texts = _texts(examples, self.pair)
-        self.vectorizer.fit(_unique(texts))
-        self.classifier.fit(self._features(texts, len(examples)), labels)
+        unique = _unique(texts)
+        vectors = self.vectorizer.fit_transform(unique)  # one tokenising pass over the training texts
+        self.classifier.fit(self._combine(vectors, unique, texts, len(examples)), labels)
         return self
 
     def probabilities(self, examples: list[Example]) -> np.ndarray:
         """P(label = 1) per example, ``(len(examples),)``."""
         if not examples:
             return np.zeros(0)
-        features = self._features(_texts(examples, self.pair), len(examples))
+        texts = _texts(examples, self.pair)
+        unique = _unique(texts)
+        features = self._combine(self.vectorizer.transform(unique), unique, texts, len(examples))
         return self.classifier.predict_proba(features)[:, 1].astype(np.float64)
 
-    def _features(self, texts: list[str], count: int) -> sparse.csr_matrix:
-        unique = _unique(texts)
+    def _combine(self, vectors: sparse.csr_matrix, unique: list[str], texts: list[str],
+                 count: int) -> sparse.csr_matrix:
+        """Per example, its features from the vectors of the distinct texts (a function in many pairs is
+        tokenised once)."""
         row_of = {text: i for i, text in enumerate(unique)}
-        vectors = self.vectorizer.transform(unique)[[row_of[t] for t in texts]]  # each distinct text once
+        rows = vectors[[row_of[t] for t in texts]]
         if not self.pair:
-            return vectors
-        first, second = vectors[:count], vectors[count:]
+            return rows
+        first, second = rows[:count], rows[count:]
         return sparse.hstack([first.multiply(second), abs(first - second)], format="csr")
 
 
@@ -167,7 +172,7 @@ def _term_counts(token_lists: list[list[str]], vocabulary: dict[str, int]) -> sp
 
 def _unigrams_and_bigrams(text: str) -> list[str]:
     tokens = code_tokens(text)
-    return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
+    return tokens + list(map(" ".join, pairwise(tokens)))
 
 
 def _texts(examples: list[Example], pair: bool) -> list[str]:
