@@ -16,7 +16,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from mtpeft.baselines import lexical_baseline
 from mtpeft.config import config_from_dict
 from mtpeft.evaluate.outputs import score
 from mtpeft.io import write_json
+from mtpeft.ledger import cpu_info
 from mtpeft.tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,13 +39,6 @@ def tasks(clone_pairs: int, search_pool: int) -> list[dict[str, Any]]:
         {"name": "flakiness", "source": "flakeflagger", "path": str(SHARED / "flakiness" / "flakeflagger")},
         {"name": "search", "source": "stdlib-search", "max_examples": {"test": search_pool}},
     ]
-
-
-def cpu() -> dict[str, Any]:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "")
-    return {"model": model or platform.processor(), "avx512": "avx512f" in flags,
-            "native_bf16": "avx512_bf16" in flags or "amx_bf16" in flags}
 
 
 def main() -> None:
@@ -70,7 +63,7 @@ def main() -> None:
         }
         print(f"{entry['name']:14s} {seconds:6.1f} s  train {len(data.splits['train']):>6,}  "
               f"test {data.spec.metric} {test[data.spec.metric]:.4f}", flush=True)
-    write_json(args.out, {"cpu": cpu(), "tasks": results})
+    write_json(args.out, {"cpu": cpu_info(), "tasks": results})
     print(f"wrote {args.out}")
 
 

@@ -12,7 +12,7 @@ from mtpeft.errors import ConfigError
 from mtpeft.methods import METHODS, create_method
 from mtpeft.models.backbone import load_backbone
 
-MODELS = ["tiny-bert", "tiny-llama", "tiny-t5"]
+MODELS = ["tiny-bert", "tiny-roberta", "tiny-llama", "tiny-qwen2", "tiny-t5"]
 CASES = [
     ("lora", {"r": 4, "alpha": 8}),
     ("ia3", {}),

@@ -83,3 +83,24 @@ def test_bad_shard_is_explained(text: str) -> None:
 def test_bad_study_configs_are_explained(tmp_path: Path, override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         expand(smoke(tmp_path, override))
+
+
+@pytest.mark.parametrize("name", ["study-smoke", "study-paper", "study-paper-gpu", "pairs-paper", "curve-paper"])
+def test_shipped_study_configs_expand(name: str, tmp_path: Path) -> None:
+    runs = expand(load_study(CONFIGS / f"{name}.yaml", [f"output_dir={tmp_path}"]))
+    assert runs and len({r.run_id for r in runs}) == len(runs)
+
+
+def test_gpu_study_uses_the_papers_pooling_and_adapter_size_per_run(tmp_path: Path) -> None:
+    runs = expand(load_study(CONFIGS / "study-paper-gpu.yaml", [f"output_dir={tmp_path}"]))
+    assert len(runs) == 4 * 4 * (1 + 4)  # per model and method: one MFT run and one SFT run per task
+    for run in runs:
+        assert run.config.pooling == ("pooler" if run.model == "microsoft/unixcoder-base" else "mean")
+        assert run.config.train.max_length == 512
+        if run.method in ("adapter", "parallel_adapter"):
+            assert run.config.method_args == {"dim": 64}
+
+
+def test_model_overrides_must_name_a_model_of_the_study(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="model_overrides: minlm not among the study's models"):
+        expand(smoke(tmp_path, "model_overrides={minlm: [pooling=cls]}"))

@@ -6,6 +6,7 @@ Modelled on peft's method-comparison JSON (``run_info`` / ``train_info`` / ``met
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import resource
 import subprocess
@@ -78,6 +79,18 @@ def peak_rss_bytes() -> int:
     """Peak resident memory of this process (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU a run or benchmark ran on: speeds differ by kind (AVX-512 with native bf16, or AVX2 in fp32 only)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    return {"model": model or platform.processor(), "logical_cores": os.cpu_count(), "avx2": "avx2" in flags,
+            "avx512": "avx512f" in flags, "native_bf16": bool({"avx512_bf16", "amx_bf16"} & flags)}
 
 
 def package_versions(*extra: str) -> dict[str, str]:

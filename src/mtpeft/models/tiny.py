@@ -14,8 +14,11 @@ from mtpeft.io import atomic_dir
 TINY_SIZES: dict[str, Any] = {"hidden": 32, "layers": 2, "heads": 2, "intermediate": 64}
 
 
+TINY_FAMILIES = ("bert", "roberta", "llama", "qwen2", "t5")
+
+
 def build_tiny(family: str, tokenizer_dir: Path, target: Path) -> Path:
-    """Write a tiny ``family`` model (``bert``, ``llama`` or ``t5``) with the tokenizer of ``tokenizer_dir``."""
+    """Write a tiny ``family`` model (one of ``TINY_FAMILIES``) with the tokenizer of ``tokenizer_dir``."""
     if (target / "config.json").is_file():
         return target
     import torch
@@ -25,6 +28,10 @@ def build_tiny(family: str, tokenizer_dir: Path, target: Path) -> Path:
         BertModel,
         LlamaConfig,
         LlamaModel,
+        Qwen2Config,
+        Qwen2Model,
+        RobertaConfig,
+        RobertaModel,
         T5Config,
         T5ForConditionalGeneration,
     )
@@ -37,6 +44,16 @@ def build_tiny(family: str, tokenizer_dir: Path, target: Path) -> Path:
         config: Any = BertConfig(vocab_size=vocab, hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
                                  intermediate_size=ff, max_position_embeddings=512, pad_token_id=pad)
         model_cls: Any = BertModel
+    elif family == "roberta":  # positions start after the padding index, as in RoBERTa and UniXcoder
+        config = RobertaConfig(vocab_size=vocab, hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+                               intermediate_size=ff, max_position_embeddings=514, pad_token_id=pad)
+        model_cls = RobertaModel
+    elif family == "qwen2":  # grouped-query attention (one key/value head) and biased q/k/v, as in Qwen2
+        config = Qwen2Config(vocab_size=vocab, hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+                             num_key_value_heads=1, intermediate_size=ff, max_position_embeddings=2048,
+                             pad_token_id=pad, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                             tie_word_embeddings=False)
+        model_cls = Qwen2Model
     elif family == "llama":
         config = LlamaConfig(vocab_size=vocab, hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
                              num_key_value_heads=heads, intermediate_size=ff, max_position_embeddings=2048,
@@ -48,7 +65,7 @@ def build_tiny(family: str, tokenizer_dir: Path, target: Path) -> Path:
                           num_heads=heads, pad_token_id=pad, decoder_start_token_id=pad, feed_forward_proj="relu")
         model_cls = T5ForConditionalGeneration  # whole, so generation tasks have a decoder
     else:
-        raise ValueError(f"unknown tiny family {family!r}; valid: bert, llama, t5")
+        raise ValueError(f"unknown tiny family {family!r}; valid: {', '.join(TINY_FAMILIES)}")
     torch.manual_seed(0)
     model = model_cls(config)
     with atomic_dir(target) as staging:

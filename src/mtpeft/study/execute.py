@@ -38,6 +38,7 @@ def run_study(study: StudyConfig, shard_of: tuple[int, int] = (1, 1), echo: bool
     runs = shard(expand(study), *shard_of)
     write_json(study_dir / "study.json", {"name": study.name, "base": str(study.base_path().resolve()),
                                           "axes": study.axes.model_dump(), "overrides": study.overrides,
+                                          "model_overrides": study.model_overrides,
                                           "method_overrides": study.method_overrides})
     skipped, trained, failed = [], [], []
     for number, run in enumerate(runs, 1):

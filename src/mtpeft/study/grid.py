@@ -31,6 +31,11 @@ def expand(study: StudyConfig) -> list[PlannedRun]:
     unknown = sorted(m for m in study.method_overrides if m not in METHODS)  # others may be off the axes today
     if unknown:
         raise ConfigError(f"method_overrides: unknown method {', '.join(unknown)}; valid: {', '.join(METHODS.names())}")
+    models = study.axes.model or [base_config.model]
+    unplanned = sorted(set(study.model_overrides) - set(models))
+    if unplanned:
+        raise ConfigError(f"model_overrides: {', '.join(unplanned)} not among the study's models "
+                          f"({', '.join(models)})")
     names = [t.name for t in base_config.tasks]
     missing = sorted(set(study.tasks or []) - set(names))
     if missing:
@@ -43,8 +48,8 @@ def expand(study: StudyConfig) -> list[PlannedRun]:
         raise ConfigError(f"groups: {', '.join(strays)} not among the study's tasks ({', '.join(chosen)})")
     runs_dir = (study.study_dir() / "runs").resolve()
     runs: list[PlannedRun] = []
-    for setting, model, method, seed, size in product(study.axes.setting, study.axes.model or [base_config.model],
-                                                      study.axes.method, study.axes.seed or [base_config.train.seed],
+    for setting, model, method, seed, size in product(study.axes.setting, models, study.axes.method,
+                                                      study.axes.seed or [base_config.train.seed],
                                                       study.axes.train_examples or [None]):
         for only in task_sets(setting, chosen, study.groups):
             run_id = "-".join([setting_of(only, chosen), _slug(model), method, f"seed{seed}",
@@ -52,8 +57,8 @@ def expand(study: StudyConfig) -> list[PlannedRun]:
                                *(["+".join(only)] if len(only) < len(chosen) else [])])
             own_args = [] if method == base_config.method else ["method_args={}"]  # base args fit its method only
             overrides = [*study.overrides, f"model={model}", f"method={method}", *own_args,
-                         *study.method_overrides.get(method, []), f"train.seed={seed}", f"name={run_id}",
-                         f"output_dir={runs_dir / run_id}"]
+                         *study.model_overrides.get(model, []), *study.method_overrides.get(method, []),
+                         f"train.seed={seed}", f"name={run_id}", f"output_dir={runs_dir / run_id}"]
             try:
                 config = load_config(base, overrides)
             except ConfigError as err:

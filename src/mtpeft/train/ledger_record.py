@@ -14,6 +14,7 @@ from mtpeft.ledger import (
     attended_pairs,
     baseline_costs,
     count_parameters,
+    cpu_info,
     dir_bytes,
     flop_model,
     git_commit,
@@ -86,6 +87,7 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
         "baselines": baseline_costs(lexical_fit_s or {}),
         "meta_info": {
             "packages": package_versions(),
+            "cpu": cpu_info(),
             "git_commit": git_commit(),
             "data": task_fingerprints(built.tasks),
         },

@@ -30,7 +30,7 @@ from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.outputs import score
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
-from mtpeft.ledger import TrainCounters
+from mtpeft.ledger import TrainCounters, cpu_info
 from mtpeft.train.allocator import keep_freed_memory
 from mtpeft.train.artifacts import save_artifacts
 from mtpeft.train.build import assemble
@@ -77,7 +77,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
     capability = torch.backends.cpu.get_cpu_capability()
-    return "bf16" if device.type == "cpu" and "AVX512" in capability and _cpu_has_bf16() else "no"
+    return "bf16" if device.type == "cpu" and "AVX512" in capability and cpu_info()["native_bf16"] else "no"
 
 
 def make_accelerator(config: RunConfig) -> Any:
@@ -94,14 +94,6 @@ def make_accelerator(config: RunConfig) -> Any:
         cpu=config.train.cpu, mixed_precision=mixed, gradient_accumulation_steps=config.train.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # heads idle in some steps
     )
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def train(config: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
