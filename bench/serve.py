@@ -46,10 +46,10 @@ import torch
 
 from mtpeft.config import load_config
 from mtpeft.ledger.ledger import package_versions
+from mtpeft.run import TrainedRun, load_trained
 from mtpeft.serve import BackgroundServer, Encoded, Limits, Predictor, create_app
 from mtpeft.serve.schemas import input_fields, tasks_of
 from mtpeft.tasks.spec import TaskKind
-from mtpeft.train import TrainedRun, load_trained
 from mtpeft.train import train as run_training
 
 ROOT = Path(__file__).resolve().parents[1]

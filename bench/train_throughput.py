@@ -35,8 +35,8 @@ import torch
 
 from mtpeft.config import load_config
 from mtpeft.io import read_json, write_json
+from mtpeft.run.build import assemble
 from mtpeft.train import train
-from mtpeft.train.build import assemble
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("vulnerability", "clone", "flakiness")
@@ -112,7 +112,7 @@ def in_fresh_process(fn: Any, *args: Any) -> Any:
 
 
 def _bf16() -> bool:
-    from mtpeft.train.loop import resolve_precision
+    from mtpeft.run.device import resolve_precision
 
     return resolve_precision("auto", torch.device("cpu")) == "bf16"
 

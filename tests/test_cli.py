@@ -26,6 +26,32 @@ def test_data_list_shows_readers_and_tasks():
         assert name in result.stdout
 
 
+def test_tables_keep_every_cell_whole_when_piped():
+    result = runner.invoke(app, ["data", "list"], env={"COLUMNS": "60"})  # not a terminal, and narrow
+    assert result.exit_code == 0
+    assert "…" not in result.stdout
+    assert "Are these two Java functions clones?" in result.stdout  # a long cell, on one line
+
+
+def test_methods_lists_capabilities_from_the_registry():
+    from mtpeft.methods import METHODS
+
+    rows = json.loads(runner.invoke(app, ["methods", "--json"]).stdout)
+    assert [r["method"] for r in rows] == METHODS.names()
+    lora = next(r for r in rows if r["method"] == "lora")
+    assert lora["mergeable"] and lora["default_targets"]["llama"] == ["q_proj", "v_proj"]
+    assert [r["method"] for r in rows if not r["generation"]] == ["prefix", "prompt"]
+
+
+@pytest.mark.parametrize("command", [["models"], ["data", "list"], ["methods"]])
+def test_json_output_holds_what_the_table_shows(command):
+    table = runner.invoke(app, command).stdout
+    data = json.loads(runner.invoke(app, [*command, "--json"]).stdout)
+    rows = data["sources"] if command == ["data", "list"] else data
+    for row in rows:
+        assert str(next(iter(row.values()))) in table
+
+
 def test_config_error_exits_2_with_message(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntasks:\n  - name: bug\ntrain:\n  lr: fast\n")
@@ -69,5 +95,7 @@ output_dir: {tmp_path / "run"}
     again = runner.invoke(app, ["eval", str(tmp_path / "run")], env={"COLUMNS": "200"})
     assert again.exit_code == 0
     assert f"{stored['tasks']['overflow']['test']['f1']:.4f}" in again.stdout
+    as_json = json.loads(runner.invoke(app, ["eval", str(tmp_path / "run"), "--json"]).stdout)
+    assert as_json["tasks"]["overflow"]["test"] == stored["tasks"]["overflow"]["test"]
     rerun = runner.invoke(app, ["train", str(cfg)])
     assert rerun.exit_code == 2 and "--resume" in rerun.stderr

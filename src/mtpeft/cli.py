@@ -42,6 +42,7 @@ def user_errors(fn: F) -> F:
 
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.lr=1e-4 method=adapter")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the same numbers as JSON (for scripts).")]
 
 
 @app.command()
@@ -69,12 +70,13 @@ def evaluate(
     source: Annotated[str | None, typer.Option(help="Reader for --path (default: the task's own).")] = None,
     path: Annotated[str | None, typer.Option(help="Data the run never saw, read with --source.")] = None,
     split: Annotated[str, typer.Option(help="validation, test, or all (every example of --path).")] = "test",
+    as_json: AsJson = False,
 ) -> None:
     """Reload a run from its files and evaluate it (recomputes metrics.json, or scores new data)."""
     from mtpeft.console import print_metrics
-    from mtpeft.evaluate_run import evaluate_run
+    from mtpeft.run import evaluate_run
 
-    print_metrics(evaluate_run(run, task=task, source=source, path=path, split=split))
+    print_metrics(evaluate_run(run, task=task, source=source, path=path, split=split), as_json=as_json)
 
 
 @app.command()
@@ -138,20 +140,35 @@ def prompt(
 
 @app.command()
 @user_errors
-def report(study_dir: Annotated[Path, typer.Argument(help="Study directory (with runs/).")]) -> None:
+def report(study_dir: Annotated[Path, typer.Argument(help="Study directory (with runs/).")],
+           as_json: AsJson = False) -> None:
     """Rebuild a study's results.csv, tables, plots and report.md from its run directories alone."""
-    from mtpeft.study import write_report
+    from mtpeft.console import print_report_tables
+    from mtpeft.study import build_report
 
-    typer.echo(f"wrote {write_report(study_dir)}")
+    built = build_report(study_dir)
+    if as_json:
+        print_report_tables(built.tables)
+    else:
+        typer.echo(f"wrote {built.path}")
 
 
 @app.command()
 @user_errors
-def models() -> None:
+def models(as_json: AsJson = False) -> None:
     """The offline model zoo: what each model is and whether it is installed."""
     from mtpeft.console import print_models
 
-    print_models()
+    print_models(as_json)
+
+
+@app.command()
+@user_errors
+def methods(as_json: AsJson = False) -> None:
+    """The fine-tuning methods: what each stores, whether it generates or merges, where it goes by default."""
+    from mtpeft.console import print_methods
+
+    print_methods(as_json)
 
 
 @app.command()
@@ -199,11 +216,11 @@ def serve(
 
 @data_app.command("list")
 @user_errors
-def data_list() -> None:
+def data_list(as_json: AsJson = False) -> None:
     """Built-in tasks, readers and builders."""
     from mtpeft.console import print_sources
 
-    print_sources()
+    print_sources(as_json)
 
 
 @data_app.command("stats")
@@ -212,13 +229,14 @@ def data_stats(
     config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
     overrides: Overrides = None,
     tokenizer: Annotated[bool, typer.Option(help="Also token-length percentiles with the config's model.")] = True,
+    as_json: AsJson = False,
 ) -> None:
     """Per task and split: examples, label balance, token-length percentiles."""
     from mtpeft.config import load_config
     from mtpeft.console import print_stats
     from mtpeft.data_stats import task_stats
 
-    print_stats(task_stats(load_config(config, overrides), with_tokens=tokenizer))
+    print_stats(task_stats(load_config(config, overrides), with_tokens=tokenizer), as_json)
 
 
 @data_app.command("preview")

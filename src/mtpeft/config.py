@@ -19,6 +19,8 @@ from mtpeft.errors import ConfigError
 Split = Literal["train", "validation", "test"]
 M = TypeVar("M", bound=BaseModel)
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+RUNS_DIR = Path("runs")
+"""Where runs, studies and prompting runs go unless ``output_dir`` says otherwise: ``runs/<name>``."""
 
 
 def _unique_values(values: list[Any]) -> list[Any]:
@@ -137,7 +139,7 @@ class RunConfig(_Strict):
     pooling: Literal["cls", "pooler", "mean", "last"] | None = Field(
         None, description="How one vector is made per input; default: mean (encoders and decoders)."
     )
-    method: str = Field("lora", description="PEFT method: full, lora, ia3, prefix, prompt, adapter, parallel_adapter.")
+    method: str = Field("lora", description="Fine-tuning method; `mtpeft methods` lists them and what each can do.")
     method_args: dict[str, Any] = Field(default_factory=dict, description="Arguments of the method's own config.")
     tasks: list[TaskConfig] = Field(min_length=1, description="Tasks trained together over one shared module.")
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
@@ -164,7 +166,7 @@ class RunConfig(_Strict):
 
 
     def run_dir(self) -> Path:
-        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+        return Path(self.output_dir) if self.output_dir else RUNS_DIR / self.name
 
     def resolve_path(self, path: str) -> Path:
         """A task path as given, or relative to the config file's folder when that is where it exists."""

@@ -1,42 +1,75 @@
-"""Rich tables for the terminal: run summaries, metrics, the model zoo, sources and statistics."""
+"""What the commands print: run summaries, metrics, the model zoo, sources, statistics and study plans.
+
+Every table can come out as JSON instead (``--json``: the same numbers, for scripts). Off a terminal, tables are
+printed at their natural width, so piped output keeps every cell whole.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
-from mtpeft.io import read_json
+from mtpeft.run.schema import Metrics, read_ledger, read_metrics
 
 console = Console()
+SPLIT_ORDER = ("validation", "test", "all")
+
+
+def show(table: Table) -> None:
+    """Print ``table``; off a terminal at its natural width instead of the 80 columns rich assumes there."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update_width(10**6), table).maximum
+    Console(width=max(console.width, natural)).print(table)
+
+
+def print_json(data: Any) -> None:
+    """``data`` as strict JSON on stdout (a NaN or an infinity, which JSON has no word for, becomes null)."""
+    sys.stdout.write(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    return data
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def print_metrics(metrics: dict[str, Any], title: str = "test scores") -> None:
+def print_metrics(metrics: Metrics, title: str = "test scores", as_json: bool = False) -> None:
     """Per task: the main metric per split, the trivial and lexical baselines, and the model's margin over each
     on the last split (red where the model does not beat a baseline)."""
-    splits = [s for s in ("validation", "test", "all") if any(s in v for v in metrics["tasks"].values())]
+    if as_json:
+        print_json(metrics.as_json())
+        return
+    splits = [s for s in SPLIT_ORDER if any(s in task.splits() for task in metrics.tasks.values())]
     last = splits[-1]
     table = Table(title=title)
     for col in ("task", "metric", *splits, "trivial", "lexical", "vs trivial", "vs lexical"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
-    for task, entry in metrics["tasks"].items():
-        metric = entry["metric"]
-        value = entry[last][metric]
-        trivial = entry.get("baseline", {}).get(last)
-        lexical = entry.get("lexical", {}).get(last, {}).get(metric)
-        table.add_row(task, metric, *(_fmt(entry[s][metric]) for s in splits), _fmt(trivial), _fmt(lexical),
-                      _margin(value, trivial), _margin(value, lexical))
-    console.print(table)
-    if "mean" in metrics:
-        console.print("mean main metric: " + ", ".join(f"{s} {_fmt(v)}" for s, v in metrics["mean"].items()))
-    behind = [task for task, entry in metrics["tasks"].items()
-              if entry[last][entry["metric"]] <= entry.get("lexical", {}).get(last, {}).get(entry["metric"], -1e9)]
+    behind = []
+    for name, task in metrics.tasks.items():
+        value, lexical = task.main(last), task.lexical_main(last)
+        table.add_row(name, task.metric, *(_fmt(task.main(s)) for s in splits), _fmt(task.trivial(last)),
+                      _fmt(lexical), _margin(value, task.trivial(last)), _margin(value, lexical))
+        if lexical is not None and value <= lexical:
+            behind.append(name)
+    show(table)
+    console.print("mean main metric: " + ", ".join(f"{s} {_fmt(v)}" for s, v in metrics.mean.items()))
     if behind:
         console.print(f"[red]not above the lexical baseline on {last}: {', '.join(behind)}[/]")
 
@@ -49,73 +82,118 @@ def _margin(value: float, baseline: float | None) -> str:
 
 
 def print_run_summary(run_dir: Path) -> None:
-    metrics = read_json(run_dir / "metrics.json")
-    ledger = read_json(run_dir / "ledger.json")
-    print_metrics(metrics, title=f"{run_dir} (selected: epoch {metrics['selected']['epoch']})")
-    p, t, s = ledger["parameters"], ledger["train_info"], ledger["storage"]
+    metrics, ledger = read_metrics(run_dir / "metrics.json"), read_ledger(run_dir / "ledger.json")
+    print_metrics(metrics, title=f"{run_dir} (selected: epoch {metrics.selected.epoch if metrics.selected else '-'})")
+    p, t, s = ledger.parameters, ledger.train_info, ledger.storage
     console.print(
-        f"trainable {p['trainable']:,} of {p['total']:,} parameters ({p['trainable_percent']:.3f}%: "
-        f"method {p['method_trainable']:,}, heads {p['heads']:,}); stored {s['bytes_total'] / 1e6:.2f} MB; "
-        f"{t['examples']:,} examples, {t['real_tokens']:,} tokens ({t['padding_share']:.1%} padding); "
-        f"{t['flops']['total'] / 1e12:.1f} training TFLOPs ({t['flops']['achieved_gflop_per_s']:.0f} GFLOP/s); "
-        f"wall {t['wall_time_s']:.0f}s, peak RSS {t['peak_rss_bytes'] / 2**30:.2f} GiB"
+        f"trainable {p.trainable:,} of {p.total:,} parameters ({p.trainable_percent:.3f}%: "
+        f"method {p.method_trainable:,}, heads {p.heads:,}); stored {s.bytes_total / 1e6:.2f} MB; "
+        f"{t.examples:,} examples, {t.real_tokens:,} tokens ({t.padding_share:.1%} padding); "
+        f"{t.flops.total / 1e12:.1f} training TFLOPs ({t.flops.achieved_gflop_per_s or 0:.0f} GFLOP/s); "
+        f"wall {t.wall_time_s:.0f}s, peak RSS {t.peak_rss_bytes / 2**30:.2f} GiB"
     )
     console.print(f"run directory: {run_dir}")
 
 
 def print_prompt_summary(run_dir: Path) -> None:
-    metrics = read_json(run_dir / "metrics.json")
-    ledger = read_json(run_dir / "ledger.json")
-    info, t = ledger["run_info"], ledger["train_info"]
-    print_metrics(metrics, title=f"{run_dir} ({info['method']}, {info['model']})")
-    split = info["split"]
-    unparseable = {task: e[split]["unparseable_rate"] for task, e in metrics["tasks"].items()
-                   if "unparseable_rate" in e[split]}
+    metrics, ledger = read_metrics(run_dir / "metrics.json"), read_ledger(run_dir / "ledger.json")
+    info, t = ledger.run_info, ledger.train_info
+    print_metrics(metrics, title=f"{run_dir} ({info.method}, {info.model})")
+    split = info.split or "test"
+    unparseable = {name: task.scores(split)["unparseable_rate"] for name, task in metrics.tasks.items()
+                   if "unparseable_rate" in task.scores(split)}
     if unparseable:
         console.print("unparseable answers (first word not yes/no): "
                       + ", ".join(f"{task} {rate:.1%}" for task, rate in unparseable.items()))
     console.print(
-        f"{t['examples']:,} examples, {t['prompts']:,} prompts, {t['real_tokens']:,} prompt tokens "
-        f"({t['padding_share']:.1%} padding), {t['generated_tokens']:,} generated; "
-        f"{t['flops']['inference_forward'] / 1e12:.1f} inference TFLOPs; wall {t['wall_time_s']:.0f}s "
-        f"(inference {t['inference_time_s']:.0f}s), peak RSS {t['peak_rss_bytes'] / 2**30:.2f} GiB"
+        f"{t.examples:,} examples, {t.prompts or 0:,} prompts, {t.real_tokens:,} prompt tokens "
+        f"({t.padding_share:.1%} padding), {t.generated_tokens or 0:,} generated; "
+        f"{(t.flops.inference_forward or 0) / 1e12:.1f} inference TFLOPs; wall {t.wall_time_s:.0f}s "
+        f"(inference {t.inference_time_s or 0:.0f}s), peak RSS {t.peak_rss_bytes / 2**30:.2f} GiB"
     )
     console.print(f"run directory: {run_dir}")
 
 
-def print_models() -> None:
+def print_models(as_json: bool = False) -> None:
     from mtpeft.models.zoo import ZOO
 
+    rows = [{"name": name, "architecture": entry.architecture, "parameters": entry.parameters,
+             "licence": entry.licence, "installed": entry.is_installed(), "install": entry.install_command,
+             "note": entry.note} for name, entry in ZOO.items()]
+    if as_json:
+        print_json(rows)
+        return
     table = Table(title="model zoo (offline)")
     for col in ("name", "architecture", "parameters", "licence", "installed", "install / note"):
         table.add_column(col)
-    for name, entry in ZOO.items():
-        installed = entry.is_installed()
-        table.add_row(name, entry.architecture, entry.parameters, entry.licence,
-                      "[green]yes[/]" if installed else "[red]no[/]",
-                      entry.note if installed else entry.install_command)
-    console.print(table)
+    for row in rows:
+        table.add_row(row["name"], row["architecture"], row["parameters"], row["licence"],
+                      "[green]yes[/]" if row["installed"] else "[red]no[/]",
+                      row["note"] if row["installed"] else row["install"])
+    show(table)
     console.print("Any local model folder or Hugging Face id also works (a hub id needs a hub or a local HF cache).")
 
 
-def print_sources() -> None:
+def print_methods(as_json: bool = False) -> None:
+    from mtpeft.methods import method_table
+    from mtpeft.models.families import FAMILIES
+
+    rows = method_table()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="fine-tuning methods")
+    for col in ("method", "stores", "generation", "mergeable", *(f"default targets: {f}" for f in FAMILIES)):
+        table.add_column(col)
+    for row in rows:
+        targets = row["default_targets"]
+        table.add_row(row["method"], row["stores"] + "/", _yes(row["generation"]), _yes(row["mergeable"]),
+                      *(_targets(targets.get(f)) for f in FAMILIES))
+    show(table)
+    console.print("families: " + "; ".join(f"{f.name} ({', '.join(f.model_types)}: {f.examples})"
+                                           for f in FAMILIES.values())
+                  + ". Other model types need the targets in method_args.", highlight=False)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _targets(targets: Any) -> str:
+    if targets is None:
+        return "-"
+    return " / ".join(_targets(t) for t in targets) if isinstance(targets, list) and isinstance(
+        targets[0], list) else ", ".join(targets) if isinstance(targets, list) else str(targets)
+
+
+def print_sources(as_json: bool = False) -> None:
     from mtpeft.tasks import SOURCES, TASKS
 
-    tasks = Table(title="built-in tasks")
+    tasks = [{"task": name, "kind": str(spec.kind), "metric": spec.metric, "default_source": spec.default_source,
+              "question": spec.description} for name, spec in TASKS.items()]
+    sources = [{"source": name, "role": src.role, "kinds": [str(k) for k in src.kinds], "reads": src.description}
+               for name, src in SOURCES.items()]
+    if as_json:
+        print_json({"tasks": tasks, "sources": sources})
+        return
+    table = Table(title="built-in tasks")
     for col in ("task", "kind", "metric", "default source", "question"):
-        tasks.add_column(col)
-    for name, spec in TASKS.items():
-        tasks.add_row(name, str(spec.kind), spec.metric, spec.default_source or "-", spec.description)
-    console.print(tasks)
-    sources = Table(title="sources (readers and builders)")
+        table.add_column(col)
+    for row in tasks:
+        table.add_row(row["task"], row["kind"], row["metric"], row["default_source"] or "-", row["question"])
+    show(table)
+    table = Table(title="sources (readers and builders)")
     for col in ("source", "role", "kinds", "reads"):
-        sources.add_column(col)
-    for name, src in SOURCES.items():
-        sources.add_row(name, src.role, ", ".join(src.kinds), src.description)
-    console.print(sources)
+        table.add_column(col)
+    for row in sources:
+        table.add_row(row["source"], row["role"], ", ".join(row["kinds"]), row["reads"])
+    show(table)
 
 
-def print_stats(stats: dict[str, Any]) -> None:
+def print_stats(stats: dict[str, Any], as_json: bool = False) -> None:
+    if as_json:
+        print_json(stats)
+        return
     table = Table(title="task statistics")
     for col in ("task", "source", "split", "examples", "positive", "tokens p50", "p90", "p99", "truncated"):
         table.add_column(col, justify="left" if col in ("task", "source", "split") else "right")
@@ -126,7 +204,12 @@ def print_stats(stats: dict[str, Any]) -> None:
             table.add_row(task, entry["source"], split, str(row["examples"]), positive, _fmt(tok.get("p50"), 0),
                           _fmt(tok.get("p90"), 0), _fmt(tok.get("p99"), 0),
                           f"{tok['truncated_share']:.1%}" if "truncated_share" in tok else "-")
-    console.print(table)
+    show(table)
+
+
+def print_report_tables(tables: list[Any]) -> None:
+    """A study report's tables (:class:`mtpeft.study.tables.Table`) as JSON: title, columns and rows of each."""
+    print_json({t.name: {"title": t.title, "columns": t.columns, "rows": t.rows} for t in tables})
 
 
 def print_preview(rows: list[dict[str, Any]]) -> None:
@@ -149,4 +232,4 @@ def print_study_plan(runs: list[Any]) -> None:
     for run in runs:
         done = is_complete(run.config.run_dir())
         table.add_row(run.run_id, ", ".join(t.name for t in run.config.tasks), "finished" if done else "to run")
-    console.print(table)
+    show(table)

@@ -29,7 +29,7 @@ def task_stats(config: RunConfig, with_tokens: bool = True) -> dict[str, Any]:
         splits = data.stats()
         if tokenizer is not None:
             from mtpeft.data.encode import encode_examples
-            from mtpeft.train.build import prompt_format
+            from mtpeft.run.build import prompt_format
 
             for split, examples in data.splits.items():
                 encoded = encode_examples(examples, data.spec.kind, tokenizer, 10**6, prompt_format(config, data.spec))

@@ -13,8 +13,8 @@ from mtpeft.errors import ConfigError, ModelError
 from mtpeft.methods import create_method
 from mtpeft.models.backbone import load_backbone
 from mtpeft.models.generation import TextGenerator, attach_adapted_base, next_token_loss
+from mtpeft.run.build import assemble
 from mtpeft.tasks.spec import Example, TaskKind
-from mtpeft.train.build import assemble
 
 FORMAT = GenerationFormat("Summarize the function above.", max_target_length=6)
 
@@ -112,7 +112,7 @@ def _config(**changes):
 
 
 def test_generation_refuses_methods_outside_the_forward_and_models_that_cannot_generate():
-    with pytest.raises(ConfigError, match="generation tasks need lora, ia3, adapter"):
+    with pytest.raises(ConfigError, match="generation tasks need one of adapter, full, ia3, lora, parallel_adapter"):
         assemble(_config(method="prefix"))
     with pytest.raises(ModelError, match=r"need a decoder-only language model .* is an encoder"):
         assemble(_config(model="tiny-bert"))

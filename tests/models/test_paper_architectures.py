@@ -9,8 +9,8 @@ import json
 import pytest
 
 from mtpeft.config import config_from_dict
-from mtpeft.evaluate_run import evaluate_run
 from mtpeft.models.backbone import load_backbone
+from mtpeft.run.reevaluate import evaluate_run
 from mtpeft.train import train
 
 pytestmark = pytest.mark.slow
@@ -39,6 +39,6 @@ def test_paper_architecture_trains_saves_and_reloads(model, model_type, pooling,
     assert 0 < ledger["parameters"]["method_trainable"] < ledger["parameters"]["backbone"] / 2
     assert load_backbone(model).model_type == model_type
     stored = json.loads((run / "metrics.json").read_text())["tasks"]
-    again = evaluate_run(run, split="test")["tasks"]
+    again = evaluate_run(run, split="test").as_json()["tasks"]
     for task in ("overflow", "search"):
         assert again[task]["test"] == stored[task]["test"], task

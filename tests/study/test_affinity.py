@@ -11,8 +11,8 @@ import torch
 
 from mtpeft.config import config_from_dict
 from mtpeft.data.collate import collate
+from mtpeft.run.build import assemble
 from mtpeft.study.affinity import cosine_matrix, estimate_affinity, lookahead_affinity, task_gradients
-from mtpeft.train.build import assemble
 
 SEED = 7
 

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mtpeft.study.collect import RunRecord
 from mtpeft.study.efficiency import footprints, savings
+from tests.study.records import fake_record
 
 
 def record(run_id: str, tasks: list[str], method: str, stored: int, flops: int, train_s: float,
            trainable: int, rss: int = 1000) -> RunRecord:
-    return RunRecord(
-        run_id, Path(run_id), {"model": "m", "method": method, "train": {"seed": 1}},
-        {"tasks": {t: {"metric": "accuracy", "test": {"accuracy": 0.5}} for t in tasks}},
-        {"parameters": {"backbone": 100, "trainable": trainable, "trainable_percent": 100 * trainable / 100},
-         "storage": {"bytes_total": stored},
-         "train_info": {"examples": 10 * len(tasks), "real_tokens": 90, "padded_tokens": 100, "flops": {"total": flops},
-                        "train_time_s": train_s, "wall_time_s": train_s + 1, "peak_rss_bytes": rss}},
-        "sft" if len(tasks) == 1 else "mft")
+    return fake_record(
+        run_id, dict.fromkeys(tasks, 0.5), "sft" if len(tasks) == 1 else "mft", method,
+        parameters={"backbone": 100, "trainable": trainable, "trainable_percent": 100 * trainable / 100},
+        storage={"bytes_total": stored},
+        train_info={"examples": 10 * len(tasks), "real_tokens": 90, "padded_tokens": 100,
+                    "flops": {"total": flops, "counted": ""}, "train_time_s": train_s, "wall_time_s": train_s + 1,
+                    "peak_rss_bytes": rss})
 
 
 def test_sft_sums_its_runs_and_the_ratios_follow() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -117,6 +118,10 @@ def test_report_is_rebuilt_from_the_run_directories_alone(study_dir: Path, tmp_p
     assert (copy / "report.md").read_text().replace("rebuilt", study_dir.name) == \
         (study_dir / "report.md").read_text()
     assert (copy / "results.csv").read_text() == (study_dir / "results.csv").read_text()
+    tables = json.loads(CliRunner().invoke(app, ["report", str(copy), "--json"]).stdout)
+    mft = tables["mft_results"]
+    assert mft["columns"][:3] == ["model", "method", "seeds"] and ["–", "lexical"] in [r[:2] for r in mft["rows"]]
+    assert {"sft_results", "delta_vs_lexical", "ledger", "savings"} <= set(tables)
 
 
 def test_killed_study_finishes_only_what_was_missing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from mtpeft.study.collect import RunRecord
 from mtpeft.study.grid import setting_of
 from mtpeft.study.transfer import transfer
+from tests.study.records import fake_record
 
 TASKS = ["a", "b", "c"]
 
 
 def run(scores: dict[str, float], seed: int) -> RunRecord:
     tasks = sorted(scores)
-    return RunRecord(f"{'+'.join(tasks)}-{seed}", Path("x"), {"model": "m", "method": "lora", "train": {"seed": seed}},
-                     {"tasks": {t: {"metric": "accuracy", "test": {"accuracy": s}} for t, s in scores.items()}},
-                     {}, setting_of(tasks, TASKS))
+    return fake_record(f"{'+'.join(tasks)}-{seed}", scores, setting_of(tasks, TASKS), seed=seed)
 
 
 def runs() -> list[RunRecord]:

@@ -11,11 +11,12 @@ import pytest
 
 from mtpeft.config import config_from_dict
 from mtpeft.errors import ConfigError
-from mtpeft.evaluate_run import evaluate_run
+from mtpeft.run.artifacts import load_trained
+from mtpeft.run.reevaluate import evaluate_run
 from mtpeft.serve.predict_file import predict_file
 from mtpeft.serve.predictor import Predictor
 from mtpeft.train import train
-from mtpeft.train.artifacts import load_trained
+from tests.train.conftest import crash_after_step
 
 from ..conftest import ROOT, write_jsonl
 
@@ -53,7 +54,7 @@ def test_generation_learns_next_to_classification_and_reloads(tmp_path, tiny_jso
     before = (run / "predictions" / "summarization.test.untrained.jsonl").read_text().splitlines()
     assert len(rows) == len(before) == 32 and all(set(r) == {"id", "prediction", "reference"} for r in rows)
 
-    again = evaluate_run(run)["tasks"]  # rebuilt from the run directory alone: greedy decoding reproduces
+    again = evaluate_run(run).as_json()["tasks"]  # rebuilt from the run directory alone: greedy decoding reproduces
     assert again["summarization"]["test"] == pytest.approx(metrics["test"])
     predictor = Predictor.from_run(run)  # the classification task is served; the generation task says why not
     assert predictor.check_task("overflow")
@@ -100,7 +101,7 @@ def test_encoder_decoder_trains_generation_and_classification_over_one_module(tm
     assert min(curve[-3:]) < curve[0], curve  # the decoder's loss moves through the shared LoRA
     metrics = json.loads((run / "metrics.json").read_text())["tasks"]
     assert set(metrics["summarization"]["test"]) == {"bleu", "smoothed_bleu", "exact_match"}
-    again = evaluate_run(run)["tasks"]
+    again = evaluate_run(run).as_json()["tasks"]
     for task in ("overflow", "summarization"):
         assert again[task]["test"] == pytest.approx(metrics[task]["test"])
     flops = json.loads((run / "ledger.json").read_text())["train_info"]["flops"]
@@ -119,8 +120,8 @@ def test_a_crashed_generation_run_resumes_to_the_same_result(tmp_path, tiny_json
         })
 
     reference = train(make("a"), progress=False)
-    with pytest.raises(KeyboardInterrupt):
-        train(make("b"), progress=False, interrupt_at_step=5)  # last checkpoint: step 3
+    with pytest.raises(KeyboardInterrupt), crash_after_step(5):  # last checkpoint: step 3
+        train(make("b"), progress=False)
     import mtpeft.train.loop as loop_module
 
     def fail(*_args, **_kwargs):
@@ -142,7 +143,7 @@ def test_full_fine_tuning_with_generation_reloads_its_own_weights(tmp_path):
     })
     run = train(config, progress=False)
     metrics = json.loads((run / "metrics.json").read_text())["tasks"]["summarization"]
-    again = evaluate_run(run)["tasks"]["summarization"]  # the saved model, not the pretrained one, decodes
+    again = evaluate_run(run).as_json()["tasks"]["summarization"]  # the saved model, not the pretrained one, decodes
     assert again["test"] == pytest.approx(metrics["test"])
     rows = (run / "predictions" / "summarization.test.jsonl").read_text()
     assert rows != (run / "predictions" / "summarization.test.untrained.jsonl").read_text()

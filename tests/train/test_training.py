@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from mtpeft.config import config_from_dict
+from mtpeft.run.artifacts import REQUIRED
 from mtpeft.train import TrainingDiverged, train
-from mtpeft.train.artifacts import REQUIRED
+from tests.train.conftest import crash_after_step
 
 pytestmark = pytest.mark.slow
 
@@ -111,15 +112,15 @@ def test_multitask_run_directory_is_complete(tmp_path, tiny_jsonl_task):
 @pytest.mark.parametrize(("method", "args"), [("lora", {"r": 4}), ("prompt", {"num_virtual_tokens": 4}),
                                               ("parallel_adapter", {"dim": 8}), ("full", {})])
 def test_eval_from_disk_reproduces_metrics(method, args, tmp_path, tiny_jsonl_task):
-    from mtpeft.evaluate_run import evaluate_run
+    from mtpeft.run.reevaluate import evaluate_run
 
     run = train(config(tmp_path, tiny_jsonl_task, train__epochs=2, method=method, method_args=args), progress=False)
     assert (run / ("model" if method == "full" else "adapter")).is_dir()
     stored = json.loads((run / "metrics.json").read_text())
-    again = evaluate_run(run, split="test")
+    again = evaluate_run(run, split="test").as_json()
     assert again["tasks"]["overflow"]["test"] == stored["tasks"]["overflow"]["test"]
     assert again["tasks"]["overflow"]["lexical"] == stored["tasks"]["overflow"]["lexical"]  # refitted, the same
-    unseen = evaluate_run(run, task="overflow", path=str(tiny_jsonl_task), split="all")
+    unseen = evaluate_run(run, task="overflow", path=str(tiny_jsonl_task), split="all").as_json()
     assert 0 <= unseen["tasks"]["overflow"]["all"]["accuracy"] <= 1
 
 
@@ -127,8 +128,8 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, tiny_jsonl_task):
     kwargs = {"train__checkpoint_every": 3, "train__epochs": 3}
     reference = train(config(tmp_path / "a", tiny_jsonl_task, **kwargs), progress=False)
     crashed = config(tmp_path / "b", tiny_jsonl_task, **kwargs)
-    with pytest.raises(KeyboardInterrupt):
-        train(crashed, progress=False, interrupt_at_step=7)  # last checkpoint: step 6
+    with pytest.raises(KeyboardInterrupt), crash_after_step(7):  # last checkpoint: step 6
+        train(crashed, progress=False)
     resumed = train(crashed, resume=True, progress=False)
     a, b = (json.loads((r / "metrics.json").read_text()) for r in (reference, resumed))
     assert a["tasks"] == b["tasks"]

@@ -1,4 +1,5 @@
-"""Pad a batch to its own longest input (dynamic padding) and count real vs padded tokens."""
+"""Batches: pad to the batch's own longest input (dynamic padding), count real vs padded tokens, and group
+inputs of similar length (evaluation, prompting and serving batch alike)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,9 @@ def _collate_generation(split: EncodedSplit, indices: list[int], pad_id: int) ->
 def _cells(ids: torch.Tensor) -> int:
     rows, length = ids.shape
     return int(rows * length * length)
+
+
+def length_sorted_chunks(sequences: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Indices of ``sequences`` in batches of similar length, so little compute goes to padding."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mtpeft.data.collate import collate, pad
+from mtpeft.data.collate import collate, length_sorted_chunks, pad
 from mtpeft.data.encode import EncodedSplit
 from mtpeft.evaluate.outputs import SplitOutput
 from mtpeft.tasks.spec import TaskKind
@@ -63,9 +63,3 @@ def embed(model: Any, task: str, sequences: list[list[int]], pad_id: int, batch_
         ids, mask = pad([sequences[i] for i in chunk], pad_id)
         out[chunk] = model.embed(task, ids.to(device), mask.to(device)).float().cpu()
     return out
-
-
-def length_sorted_chunks(sequences: list[list[int]], batch_size: int) -> list[list[int]]:
-    """Indices of ``sequences`` in batches of similar length, so little compute goes to padding."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -18,6 +18,7 @@ from torch import nn
 
 from mtpeft.errors import ConfigError
 from mtpeft.models.backbone import Backbone
+from mtpeft.models.families import Family
 from mtpeft.registry import Registry
 
 
@@ -28,13 +29,20 @@ class MethodConfig(BaseModel):
 
 
 class Method(ABC):
-    """A fine-tuning method bound to its validated config."""
+    """A fine-tuning method bound to its validated config.
+
+    Its class attributes are its capabilities, read by everything that must know them (building a run,
+    serving, ``mtpeft methods``) instead of lists of method names kept elsewhere.
+    """
 
     name: ClassVar[str]
     config_class: ClassVar[type[MethodConfig]]
     storage: ClassVar[str] = "adapter"  # run-directory folder: "adapter" or "model"
     virtual_tokens: int = 0  # positions a method prepends to the encoder output (prompt tuning)
     supports_generation: ClassVar[bool] = True  # False where the method lives in peft's forward (prefix, prompt)
+    mergeable: ClassVar[bool] = False  # its weights fold into the base weights (serving with --merge)
+    default_targets: ClassVar[dict[Family, Any]] = {}  # model family -> where the method goes unless told
+    targets_field: ClassVar[str] = "target_modules"  # the method_args field that overrides those defaults
 
     def __init__(self, args: dict[str, Any] | None = None) -> None:
         try:
@@ -65,6 +73,17 @@ class Method(ABC):
         """Inject into a freshly loaded backbone and load the saved weights strictly."""
 
 
+    def family_default(self, backbone: Backbone) -> Any:
+        """This method's default targets for ``backbone``'s family; an error says what to set otherwise."""
+        if backbone.family not in self.default_targets:
+            raise ConfigError(
+                f"method_args.{self.targets_field}: no default for model type {backbone.model_type!r} "
+                f"(defaults exist for the {', '.join(self.default_targets)} families); "
+                f"set method_args.{self.targets_field}"
+            )
+        return self.default_targets[backbone.family]
+
+
 METHODS: Registry[type[Method]] = Registry("method")
 
 
@@ -72,14 +91,20 @@ def create_method(name: str, args: dict[str, Any] | None = None) -> Method:
     return METHODS.get(name)(args)
 
 
-def family_default(table: dict[str, Any], backbone: Backbone, field: str) -> Any:
-    """The per-architecture default of ``method_args.<field>``; an error says what to set otherwise."""
-    if backbone.family not in table:
-        raise ConfigError(
-            f"method_args.{field}: no default for model type {backbone.model_type!r} "
-            f"(defaults exist for the {', '.join(table)} families); set method_args.{field}"
-        )
-    return table[backbone.family]
+def method_table() -> list[dict[str, Any]]:
+    """Every registered method and its capabilities (``mtpeft methods``)."""
+    return [{"method": name, "stores": cls.storage, "generation": cls.supports_generation, "mergeable": cls.mergeable,
+             "default_targets": {family: _plain(t) for family, t in cls.default_targets.items()},
+             "arguments": list(cls.config_class.model_fields)} for name, cls in METHODS.items()]
+
+
+def methods_where(capability: str) -> list[str]:
+    """Names of the methods with ``capability`` (a boolean class attribute such as ``mergeable``)."""
+    return [name for name, cls in METHODS.items() if getattr(cls, capability)]
+
+
+def _plain(targets: Any) -> Any:
+    return list(targets) if isinstance(targets, tuple) else targets
 
 
 def freeze(module: nn.Module) -> None:

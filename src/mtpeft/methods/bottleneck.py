@@ -23,24 +23,13 @@ from torch import nn
 
 from mtpeft.errors import ConfigError, RunError
 from mtpeft.io import atomic_dir, save_safetensors, write_json
-from mtpeft.methods.base import METHODS, Method, MethodConfig, family_default, find_targets, freeze, set_submodule
+from mtpeft.methods.base import METHODS, Method, MethodConfig, find_targets, freeze, set_submodule
 from mtpeft.models.backbone import Backbone
+from mtpeft.models.families import Family
 
 KEY = "adapter_bottleneck"
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
-# family -> regexes of the output projections a serial adapter follows (attention out, FFN out)
-SERIAL_TARGETS = {
-    "bert": r"(.*\.)?(attention\.output|layer\.\d+\.output)\.dense",
-    "llama": r"(.*\.)?(self_attn\.o_proj|mlp\.down_proj)",
-    "t5": r"(.*\.)?(SelfAttention\.o|DenseReluDense\.wo)",
-}
-# family -> (regex of the FFN output projection with a `block` group, template of the FFN input module)
-PARALLEL_TARGETS = {
-    "bert": (r"(?P<block>(.*\.)?layer\.\d+)\.output\.dense", "{block}.intermediate"),
-    "llama": (r"(?P<block>(.*\.)?mlp)\.down_proj", "{block}"),
-    "t5": (r"(?P<block>(.*\.)?DenseReluDense)\.wo", "{block}"),
-}
 
 
 class Bottleneck(nn.Module):
@@ -167,10 +156,16 @@ class SerialAdapterMethod(_BottleneckMethod):
     name = "adapter"
     config_class = AdapterArgs
     peft_type = "MTPEFT_SERIAL_ADAPTER"
+    # regexes of the output projections a serial adapter follows (attention out, FFN out)
+    default_targets: ClassVar[dict[Family, Any]] = {
+        "bert": r"(.*\.)?(attention\.output|layer\.\d+\.output)\.dense",
+        "llama": r"(.*\.)?(self_attn\.o_proj|mlp\.down_proj)",
+        "t5": r"(.*\.)?(SelfAttention\.o|DenseReluDense\.wo)",
+    }
 
     def _wrap_checked(self, backbone: Backbone) -> None:
         args: AdapterArgs = self.config  # type: ignore[assignment]
-        targets = args.target_modules or family_default(SERIAL_TARGETS, backbone, "target_modules")
+        targets = args.target_modules or self.family_default(backbone)
         self.targets = find_targets(backbone.model, targets, self.name, "target_modules")
         for name in self.targets:
             base = backbone.model.get_submodule(name)
@@ -181,12 +176,19 @@ class ParallelAdapterMethod(_BottleneckMethod):
     name = "parallel_adapter"
     config_class = ParallelAdapterArgs
     peft_type = "MTPEFT_PARALLEL_ADAPTER"
+    # (regex of the FFN output projection with a `block` group, template of the FFN input module)
+    default_targets: ClassVar[dict[Family, Any]] = {
+        "bert": (r"(?P<block>(.*\.)?layer\.\d+)\.output\.dense", "{block}.intermediate"),
+        "llama": (r"(?P<block>(.*\.)?mlp)\.down_proj", "{block}"),
+        "t5": (r"(?P<block>(.*\.)?DenseReluDense)\.wo", "{block}"),
+    }
+    targets_field = "ffn_output"
 
     def _wrap_checked(self, backbone: Backbone) -> None:
         args: ParallelAdapterArgs = self.config  # type: ignore[assignment]
         output_regex, input_template = args.ffn_output, args.ffn_input
         if output_regex is None or input_template is None:
-            output_regex, input_template = family_default(PARALLEL_TARGETS, backbone, "ffn_output")
+            output_regex, input_template = self.family_default(backbone)
         self.targets = find_targets(backbone.model, output_regex, self.name, "ffn_output")
         pairs = []
         for name in self.targets:  # check every input module exists before changing anything

@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from torch import nn
 
 from mtpeft.errors import ConfigError, RunError
 from mtpeft.io import atomic_dir
-from mtpeft.methods.base import METHODS, Method, MethodConfig, family_default, find_targets
+from mtpeft.methods.base import METHODS, Method, MethodConfig, find_targets
 from mtpeft.models.backbone import Backbone
-
-# Defaults per family follow the paper (LoRA on query/value) and peft's own tables.
-_LORA_TARGETS = {"bert": ["query", "value"], "llama": ["q_proj", "v_proj"], "t5": ["q", "v"]}
-_IA3_TARGETS = {
-    "bert": (["key", "value", "output.dense"], ["output.dense"]),
-    "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
-    "t5": (["k", "v", "wo"], ["wo"]),
-}
+from mtpeft.models.families import Family
 
 
 class LoraArgs(MethodConfig):
@@ -99,12 +92,16 @@ class HfPeftMethod(Method):
 class LoraMethod(HfPeftMethod):
     name = "lora"
     config_class = LoraArgs
+    mergeable = True
+    # the paper: LoRA on the attention query/value projections
+    default_targets: ClassVar[dict[Family, Any]] = {
+        "bert": ["query", "value"], "llama": ["q_proj", "v_proj"], "t5": ["q", "v"]}
 
     def build_peft_config(self, backbone: Backbone) -> Any:
         from peft import LoraConfig, TaskType
 
         args: LoraArgs = self.config  # type: ignore[assignment]
-        targets = args.target_modules or family_default(_LORA_TARGETS, backbone, "target_modules")
+        targets = args.target_modules or self.family_default(backbone)
         return LoraConfig(r=args.r, lora_alpha=args.alpha, lora_dropout=args.dropout, target_modules=targets,
                           task_type=TaskType.FEATURE_EXTRACTION)
 
@@ -112,6 +109,13 @@ class LoraMethod(HfPeftMethod):
 class Ia3Method(HfPeftMethod):
     name = "ia3"
     config_class = Ia3Args
+    mergeable = True
+    # peft's own tables: (rescaled modules, of which the feed-forward ones, whose input is scaled)
+    default_targets: ClassVar[dict[Family, Any]] = {
+        "bert": (["key", "value", "output.dense"], ["output.dense"]),
+        "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+        "t5": (["k", "v", "wo"], ["wo"]),
+    }
 
     def build_peft_config(self, backbone: Backbone) -> Any:
         from peft import IA3Config, TaskType
@@ -119,7 +123,7 @@ class Ia3Method(HfPeftMethod):
         args: Ia3Args = self.config  # type: ignore[assignment]
         targets, feedforward = args.target_modules, args.feedforward_modules
         if targets is None:
-            targets, default_ff = family_default(_IA3_TARGETS, backbone, "target_modules")
+            targets, default_ff = self.family_default(backbone)
             feedforward = feedforward or default_ff
         return IA3Config(target_modules=targets, feedforward_modules=feedforward or [],
                          task_type=TaskType.FEATURE_EXTRACTION)

@@ -6,21 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from mtpeft.errors import ModelError
+from mtpeft.models.families import FAMILIES, Family, family_of, is_decoder_type
 from mtpeft.models.zoo import resolve_model
-
-Family = Literal["bert", "llama", "t5", "other"]
-
-# model_type -> family: decides the default PEFT targets and where bottleneck adapters go
-_FAMILIES: dict[str, Family] = {
-    **dict.fromkeys(["bert", "roberta", "xlm-roberta", "camembert", "electra"], "bert"),
-    **dict.fromkeys(["llama", "qwen2", "qwen3", "mistral", "starcoder2", "gemma", "gemma2"], "llama"),
-    **dict.fromkeys(["t5", "mt5", "umt5", "codet5"], "t5"),
-}
-_DECODER_TYPES = {"llama", "qwen2", "qwen3", "mistral", "starcoder2", "gemma", "gemma2", "gpt2", "gpt_neox",
-                  "gpt_bigcode", "phi", "phi3", "falcon", "opt", "mixtral", "codegen"}
 
 
 @dataclass
@@ -72,7 +62,7 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
             "or a local folder with config.json, weights and tokenizer files."
         ) from err
     model_type = config.model_type
-    is_decoder = model_type in _DECODER_TYPES or (any(
+    is_decoder = is_decoder_type(model_type) or (any(
         a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or [])
     ) and not config.is_encoder_decoder)
     kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
@@ -80,10 +70,10 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
         # dropout on attention probabilities keeps PyTorch's fused attention kernel out of training (the
         # math path computes the L x L probabilities per head); these fields change nothing else in the model
         kwargs.update({key: attention_dropout for key in ATTENTION_DROPOUT_KEYS if hasattr(config, key)})
-    family = _FAMILIES.get(model_type, "other")
+    family = family_of(model_type)
     if config.is_encoder_decoder and family != "t5":
         raise ModelError(f"{reference}: encoder-decoder model_type {model_type!r} is not supported; "
-                         "supported: T5-family (t5, mt5, umt5, codet5)")
+                         f"supported: T5-family ({', '.join(FAMILIES['t5'].model_types)})")
     lm = None
     if language_model:
         if not (is_decoder or family == "t5"):

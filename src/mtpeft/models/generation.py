@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from mtpeft.data.collate import IGNORE_INDEX, pad
+from mtpeft.data.collate import IGNORE_INDEX, length_sorted_chunks, pad
 from mtpeft.data.encode import end_token_id
-from mtpeft.evaluate.runner import length_sorted_chunks
 from mtpeft.models.backbone import Backbone
 
 

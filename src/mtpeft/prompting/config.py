@@ -7,7 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mtpeft.config import Baselines, RunConfig, Split, TaskConfig, TrainConfig, load_yaml_model, unique_task_names
+from mtpeft.config import (
+    RUNS_DIR,
+    Baselines,
+    RunConfig,
+    Split,
+    TaskConfig,
+    TrainConfig,
+    load_yaml_model,
+    unique_task_names,
+)
 
 
 class PromptConfig(BaseModel):
@@ -67,7 +76,7 @@ class PromptConfig(BaseModel):
         return f"prompt-{self.shots}shot" + ("-score" if self.mode == "score" else "")
 
     def run_dir(self) -> Path:
-        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+        return Path(self.output_dir) if self.output_dir else RUNS_DIR / self.name
 
     def data_config(self) -> RunConfig:
         """The run config ``load_task`` reads tasks with: same entries, seed and base folder, so the

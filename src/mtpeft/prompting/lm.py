@@ -21,9 +21,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mtpeft.data.collate import pad
+from mtpeft.data.collate import length_sorted_chunks, pad
 from mtpeft.errors import ConfigError, ModelError
-from mtpeft.evaluate.runner import length_sorted_chunks
 from mtpeft.ledger import flop_model
 from mtpeft.models.backbone import quiet_transformers
 from mtpeft.models.pooling import pool

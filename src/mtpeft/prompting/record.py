@@ -7,8 +7,6 @@ one per re-ranked candidate), prompt and generated tokens, inference FLOPs, time
 
 from __future__ import annotations
 
-from typing import Any
-
 from mtpeft.ledger import (
     ParameterCounts,
     baseline_costs,
@@ -21,20 +19,18 @@ from mtpeft.ledger import (
 from mtpeft.prompting.config import PromptConfig
 from mtpeft.prompting.lm import CausalLM
 from mtpeft.prompting.templates import Template
+from mtpeft.run.schema import PROMPTING, Ledger
 from mtpeft.tasks import TaskData
-
-KIND = "prompt"
-"""``run_info.kind`` (and ``run.json`` ``kind``) of a prompting run; training runs have none."""
 
 
 def prompt_ledger(config: PromptConfig, lm: CausalLM, tasks: dict[str, TaskData], templates: dict[str, Template],
-                  wall_time_s: float, lexical_fit_s: dict[str, float]) -> dict[str, Any]:
+                  wall_time_s: float, lexical_fit_s: dict[str, float]) -> Ledger:
     total, usage = lm.parameters, lm.usage
     examples = {name: len(data.splits[config.split]) for name, data in sorted(tasks.items())}
-    return {
+    return Ledger.model_validate({
         "run_info": {
-            "kind": KIND, "name": config.name, "model": config.model, "model_source": lm.source,
-            "method": config.method, "setting": KIND, "tasks": sorted(tasks), "seed": config.seed,
+            "kind": PROMPTING, "name": config.name, "model": config.model, "model_source": lm.source,
+            "method": config.method, "setting": PROMPTING, "tasks": sorted(tasks), "seed": config.seed,
             "split": config.split, "mode": config.mode, "shots": config.shots,
             "demonstrations": config.demonstrations if config.shots else None, "balanced": config.balanced,
             "parse_rule": config.parse_rule if config.mode == "generate" else None,
@@ -73,4 +69,4 @@ def prompt_ledger(config: PromptConfig, lm: CausalLM, tasks: dict[str, TaskData]
             "git_commit": git_commit(),
             "data": task_fingerprints(tasks),
         },
-    }
+    })

@@ -24,11 +24,12 @@ from mtpeft.prompting.classify import prompt_classification
 from mtpeft.prompting.config import PromptConfig
 from mtpeft.prompting.generate import prompt_generation
 from mtpeft.prompting.lm import CausalLM
-from mtpeft.prompting.record import KIND, prompt_ledger
+from mtpeft.prompting.record import prompt_ledger
 from mtpeft.prompting.search import prompt_search
 from mtpeft.prompting.templates import load_template
+from mtpeft.run.evaluation import lexical_rows, summarise
+from mtpeft.run.schema import PROMPTING, write_record
 from mtpeft.tasks import TaskKind, load_task, resolve_spec
-from mtpeft.train.evaluation import lexical_rows, summarise
 
 
 def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool = True) -> Path:
@@ -65,7 +66,7 @@ def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool 
     metrics = summarise(specs, {config.split: {n: r.output for n, r in results.items()}}, thresholds, lexical=lexical,
                         trivial="trivial" in config.baselines)
     for name, result in results.items():
-        metrics["tasks"][name][config.split].update(result.extra)
+        metrics.tasks[name].scores(config.split).update(result.extra)
     ledger = prompt_ledger(config, lm, tasks, templates, time.perf_counter() - start,
                            {name: result.fit_time_s for name, result in lexical.items()})
     with atomic_dir(run_dir) as staging:
@@ -74,7 +75,8 @@ def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool 
             write_jsonl(staging / "predictions" / f"{name}.{config.split}.jsonl", result.rows)
         for (name, split), rows in lexical_rows(lexical).items():
             write_jsonl(staging / "predictions" / f"{name}.{split}.jsonl", rows)
-        write_json(staging / "metrics.json", metrics)
-        write_json(staging / "ledger.json", ledger)
-        write_json(staging / "run.json", {"status": "complete", "kind": KIND, "config": str(run_dir / "config.yaml")})
+        write_record(staging / "metrics.json", metrics)
+        write_record(staging / "ledger.json", ledger)
+        write_json(staging / "run.json",
+                   {"status": "complete", "kind": PROMPTING, "config": str(run_dir / "config.yaml")})
     return run_dir

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from mtpeft.data.collate import length_sorted_chunks
 from mtpeft.errors import ConfigError, DataError
-from mtpeft.evaluate.runner import length_sorted_chunks
 from mtpeft.io import write_jsonl
 from mtpeft.serve.index import SearchIndex
 from mtpeft.serve.predictor import Encoded, Predictor, answer_row

@@ -19,14 +19,14 @@ from torch import nn
 from mtpeft.data.collate import pad
 from mtpeft.data.encode import prompt_ids, prompts_cut, tokenize, truncated
 from mtpeft.errors import ConfigError
+from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD
 from mtpeft.evaluate.runner import embed
+from mtpeft.methods import METHODS, methods_where
+from mtpeft.run.artifacts import TrainedRun, load_trained
+from mtpeft.run.build import prompt_format
+from mtpeft.run.device import make_accelerator
 from mtpeft.serve.schemas import Ident, input_fields, tasks_of
 from mtpeft.tasks.spec import TaskKind
-from mtpeft.train.artifacts import TrainedRun, load_trained
-from mtpeft.train.build import prompt_format
-from mtpeft.train.loop import make_accelerator
-
-MERGEABLE = ("lora", "ia3")  # peft methods whose weights fold into the base weights
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Predictor:
     """Answers inputs of every task of one run with one shared backbone.
 
     Args:
-        trained: the run, as :func:`~mtpeft.train.artifacts.load_trained` rebuilds it.
+        trained: the run, as :func:`~mtpeft.run.artifacts.load_trained` rebuilds it.
         merge: fold LoRA/IA3 weights into the base weights (peft ``merge_and_unload``): the same
             outputs without the adapter's extra matmuls.
     """
@@ -132,7 +132,8 @@ class Predictor:
     def classify(self, item: Encoded, logit: torch.Tensor) -> dict[str, Any]:
         """The answer to one classification item: the run's tuned threshold decides the label."""
         probability = float(torch.sigmoid(logit))
-        return answer_row(item, label=int(probability >= self.thresholds.get(item.task, 0.5)), probability=probability)
+        threshold = self.thresholds.get(item.task, DEFAULT_THRESHOLD)
+        return answer_row(item, label=int(probability >= threshold), probability=probability)
 
     def embed_pool(self, codes: list[str], batch_size: int) -> tuple[dict[str, torch.Tensor], list[bool]]:
         """Pool embeddings per retrieval task ``{task: (len(codes), dim)}``, and which codes were cut."""
@@ -158,7 +159,7 @@ def answer_row(item: Encoded, **fields: Any) -> dict[str, Any]:
 
 def merge_adapter(encoder: nn.Module, method: str) -> nn.Module:
     """The encoder with its adapter folded into the base weights (no adapter layers left)."""
-    if method not in MERGEABLE or not hasattr(encoder, "merge_and_unload"):
+    if not METHODS.get(method).mergeable or not hasattr(encoder, "merge_and_unload"):
         raise ConfigError(f"--merge: a {method!r} run cannot be merged into the base weights (only "
-                          f"{', '.join(MERGEABLE)} can); serve it without --merge")
+                          f"{', '.join(methods_where('mergeable'))} can); serve it without --merge")
     return encoder.merge_and_unload()

@@ -4,7 +4,7 @@ from mtpeft.study.config import StudyConfig, load_study
 from mtpeft.study.execute import StudyOutcome, run_study
 from mtpeft.study.grid import PlannedRun, expand, parse_shard
 from mtpeft.study.grid import shard as shard_runs
-from mtpeft.study.report import write_report
+from mtpeft.study.report import StudyReport, build_report, write_report
 
-__all__ = ["PlannedRun", "StudyConfig", "StudyOutcome", "expand", "load_study", "parse_shard", "run_study",
-           "shard_runs", "write_report"]
+__all__ = ["PlannedRun", "StudyConfig", "StudyOutcome", "StudyReport", "build_report", "expand", "load_study",
+           "parse_shard", "run_study", "shard_runs", "write_report"]

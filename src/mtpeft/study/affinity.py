@@ -30,7 +30,7 @@ from mtpeft.config import RunConfig
 from mtpeft.data.collate import Batch, collate
 from mtpeft.data.samplers import epoch_plan
 from mtpeft.ledger import FlopModel, attended_pairs, flop_model
-from mtpeft.train.build import assemble
+from mtpeft.run.build import assemble
 from mtpeft.train.optim import make_optimizer
 
 

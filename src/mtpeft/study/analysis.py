@@ -56,7 +56,7 @@ def score_rows(cells: Grid, tasks: list[str]) -> list[ScoreRow]:
         macro = seed_summary([float(np.mean([runs[t].score(t) for t in tasks])) for runs in complete]) \
             if complete else {"mean": float("nan"), "std": float("nan"), "n": 0}
         distinct = {r.run_id: r for runs in per_seed for r in runs.values()}.values()  # an MFT run answers N tasks
-        percent = float(np.mean([r.ledger["parameters"]["trainable_percent"] for r in distinct]))
+        percent = float(np.mean([r.ledger.parameters.trainable_percent for r in distinct]))
         rows.append(ScoreRow(setting, model, method, len(seeds), percent, scores, macro))
     return rows
 

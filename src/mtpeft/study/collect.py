@@ -10,10 +10,11 @@ import yaml
 
 from mtpeft.errors import RunError
 from mtpeft.io import read_json
-from mtpeft.prompting.record import KIND as PROMPT
+from mtpeft.run.artifacts import REQUIRED
+from mtpeft.run.schema import PROMPTING as PROMPT
+from mtpeft.run.schema import Ledger, Metrics, read_ledger, read_metrics
 from mtpeft.study.grid import setting_of
 from mtpeft.tasks.readers.base import iter_jsonl
-from mtpeft.train.artifacts import REQUIRED
 
 PROMPT_REQUIRED = ("config.yaml", "metrics.json", "ledger.json")
 """A prompting run (``mtpeft prompt``) trains and stores nothing: no heads, no adapter."""
@@ -25,14 +26,14 @@ class RunRecord:
 
     run_id: str
     path: Path
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-    ledger: dict[str, Any]
+    config: dict[str, Any]  # config.yaml as written (a run config or a prompt config)
+    metrics: Metrics
+    ledger: Ledger
     setting: str  # sft, pair, group or mft from its tasks against the study's; prompt for prompting runs
 
     @property
     def tasks(self) -> list[str]:
-        return sorted(self.metrics["tasks"])
+        return sorted(self.metrics.tasks)
 
     @property
     def is_prompt(self) -> bool:
@@ -40,15 +41,15 @@ class RunRecord:
 
     @property
     def model(self) -> str:
-        return str(self.config["model"])
+        return self.ledger.run_info.model
 
     @property
     def method(self) -> str:
-        return str(self.ledger["run_info"]["method"] if self.is_prompt else self.config["method"])
+        return self.ledger.run_info.method
 
     @property
     def seed(self) -> int:
-        return int(self.config["seed"] if self.is_prompt else self.config["train"]["seed"])
+        return self.ledger.run_info.seed
 
     @property
     def train_examples(self) -> int | None:
@@ -58,17 +59,14 @@ class RunRecord:
         return None if not caps or None in caps else max(c for c in caps if c is not None)
 
     def score(self, task: str, split: str = "test") -> float:
-        info = self.metrics["tasks"][task]
-        return float(info[split][info["metric"]])
+        return self.metrics.tasks[task].main(split)
 
     def lexical_score(self, task: str, split: str = "test") -> float | None:
         """The lexical baseline's main metric, fitted on this run's training examples (None: not measured)."""
-        info = self.metrics["tasks"][task]
-        value = info.get("lexical", {}).get(split, {}).get(info["metric"])
-        return None if value is None else float(value)
+        return self.metrics.tasks[task].lexical_main(split)
 
     def metric(self, task: str) -> str:
-        return str(self.metrics["tasks"][task]["metric"])
+        return self.metrics.tasks[task].metric
 
     def predictions(self, task: str, split: str = "test") -> dict[str, dict[str, Any]]:
         """Rows of ``predictions/<task>.<split>.jsonl`` by example id (``split="test.lexical"``: the lexical
@@ -99,17 +97,13 @@ def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
             unfinished.append(run_dir.name)
             continue
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        found.append((run_dir, config, read_json(run_dir / "metrics.json"), read_json(run_dir / "ledger.json")))
-    trained = {t for _, _, metrics, ledger in found if not _prompting(ledger) for t in metrics["tasks"]}
+        found.append((run_dir, config, read_metrics(run_dir / "metrics.json"), read_ledger(run_dir / "ledger.json")))
+    # prompting runs get their own table and are never paired with training runs
+    trained = {t for _, _, metrics, ledger in found if not ledger.is_prompting for t in metrics.tasks}
     records = [RunRecord(path.name, path, config, metrics, ledger,
-                         PROMPT if _prompting(ledger) else setting_of(list(metrics["tasks"]), trained))
+                         PROMPT if ledger.is_prompting else setting_of(list(metrics.tasks), trained))
                for path, config, metrics, ledger in found]
     return records, unfinished
-
-
-def _prompting(ledger: dict[str, Any]) -> bool:
-    """Prompting runs get their own table and are never paired with training runs."""
-    return ledger.get("run_info", {}).get("kind") == PROMPT
 
 
 def _train_cap(max_examples: Any) -> int | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mtpeft.config import load_yaml_model
+from mtpeft.config import RUNS_DIR, load_yaml_model
 
 Setting = Literal["sft", "pair", "group", "mft"]
 
@@ -58,7 +58,7 @@ class StudyConfig(_Strict):
     base_dir: str | None = Field(None, description="Folder of the study file (set when it is loaded).")
 
     def study_dir(self) -> Path:
-        return Path(self.output_dir) if self.output_dir else Path("runs") / self.name
+        return Path(self.output_dir) if self.output_dir else RUNS_DIR / self.name
 
     def base_path(self) -> Path:
         base = Path(self.base).expanduser()

@@ -53,7 +53,7 @@ def _lexical_time(records: list[RunRecord], tasks: list[str]) -> float:
     """Seconds the lexical baseline needs for every task once: per task the mean over the runs that fitted it."""
     per_task: dict[str, list[float]] = defaultdict(list)
     for record in records:
-        times = record.ledger.get("baselines", {}).get("lexical_fit_time_s", {})
+        times = record.ledger.baselines.lexical_fit_time_s
         for task in record.tasks:
             if task in times:
                 per_task[task].append(times[task])

@@ -47,21 +47,21 @@ def footprints(records: list[RunRecord]) -> dict[Key, Footprint]:
 
 
 def _footprint(key: Key, runs: list[RunRecord]) -> Footprint:
-    params = [r.ledger["parameters"] for r in runs]
-    train = [r.ledger["train_info"] for r in runs]
+    params = [r.ledger.parameters for r in runs]
+    train = [r.ledger.train_info for r in runs]
     return Footprint(
         *key, runs=len(runs), tasks=tuple(sorted(t for r in runs for t in r.tasks)),
-        backbone_params=params[0]["backbone"],
-        trainable_params=sum(p["trainable"] for p in params),
-        trainable_percent=float(np.mean([p["trainable_percent"] for p in params])),
-        stored_bytes=sum(r.ledger["storage"]["bytes_total"] for r in runs),
-        examples=sum(t["examples"] for t in train),
-        real_tokens=sum(t["real_tokens"] for t in train),
-        padded_tokens=sum(t["padded_tokens"] for t in train),
-        flops=sum(t["flops"]["total"] for t in train),
-        train_time_s=sum(t["train_time_s"] for t in train),
-        wall_time_s=sum(t["wall_time_s"] for t in train),
-        peak_rss_bytes=max(t["peak_rss_bytes"] for t in train),
+        backbone_params=params[0].backbone,
+        trainable_params=sum(p.trainable for p in params),
+        trainable_percent=float(np.mean([p.trainable_percent for p in params])),
+        stored_bytes=sum(r.ledger.storage.bytes_total for r in runs),
+        examples=sum(t.examples for t in train),
+        real_tokens=sum(t.real_tokens for t in train),
+        padded_tokens=sum(t.padded_tokens for t in train),
+        flops=sum(t.flops.total for t in train),
+        train_time_s=sum(t.train_time_s for t in train),
+        wall_time_s=sum(t.wall_time_s for t in train),
+        peak_rss_bytes=max(t.peak_rss_bytes for t in train),
     )
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,19 @@ SETTING_TITLES = {"mft": "Multi-task fine-tuning (MFT): one run over all tasks",
                   "prompt": "Prompting (no training): `mtpeft prompt` runs, zero- or few-shot"}
 
 
+@dataclass(frozen=True)
+class StudyReport:
+    path: Path  # report.md
+    tables: list[Table]  # every table of the report (also under tables/ as CSV and LaTeX)
+
+
 def write_report(study_dir: Path) -> Path:
     """Everything under ``study_dir`` that is derived from ``runs/``; returns the path of report.md."""
+    return build_report(study_dir).path
+
+
+def build_report(study_dir: Path) -> StudyReport:
+    """Write results.csv, tables, plots and report.md from ``study_dir/runs``; return report.md and the tables."""
     records, unfinished = collect(study_dir)
     if not records:
         waiting = f" ({len(unfinished)} unfinished)" if unfinished else ""
@@ -79,13 +91,13 @@ def write_report(study_dir: Path) -> Path:
         plots.learning_curves(curve, tasks, figures / "learning_curve.png")
     report = render(study_dir, records, unfinished, tables, saved, bool(vs_full), sizes[-1] if curve else None)
     write_text(study_dir / "report.md", report)
-    return study_dir / "report.md"
+    return StudyReport(study_dir / "report.md", tables)
 
 
 def results_csv(records: list[RunRecord]) -> str:
     """One row per run x task x split: the axes, every metric, the baselines and the run's ledger."""
-    metric_names = sorted({m for r in records for t in r.tasks for s in SPLITS
-                           for m in r.metrics["tasks"][t].get(s, {})})
+    metric_names = sorted({m for r in records for t in r.tasks for s in r.metrics.tasks[t].splits() if s in SPLITS
+                           for m in r.metrics.tasks[t].scores(s)})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["run_id", "setting", "model", "method", "seed", "task", "split", "metric", "score",
@@ -93,24 +105,22 @@ def results_csv(records: list[RunRecord]) -> str:
     for r in records:
         ledger = _run_ledger(r)
         for task in r.tasks:
-            info = r.metrics["tasks"][task]
-            for split in SPLITS:
-                if split not in info:
-                    continue
-                values = info[split]
-                writer.writerow([r.run_id, r.setting, r.model, r.method, r.seed, task, split, info["metric"],
-                                 values[info["metric"]], info.get("baseline", {}).get(split),
+            info = r.metrics.tasks[task]
+            for split in (s for s in SPLITS if s in info.splits()):
+                values = info.scores(split)
+                writer.writerow([r.run_id, r.setting, r.model, r.method, r.seed, task, split, info.metric,
+                                 values[info.metric], info.trivial(split),
                                  r.lexical_score(task, split), *(values.get(m, "") for m in metric_names),
                                  *(ledger[c] for c in LEDGER_COLUMNS)])
     return out.getvalue()
 
 
 def _run_ledger(r: RunRecord) -> dict[str, Any]:
-    params, train = r.ledger["parameters"], r.ledger["train_info"]
-    return {"trainable_params": params["trainable"], "trainable_percent": params["trainable_percent"],
-            "stored_bytes": r.ledger["storage"]["bytes_total"], "train_flops": train["flops"]["total"],
-            **{k: train[k] for k in ("examples", "real_tokens", "padded_tokens", "train_time_s", "wall_time_s",
-                                     "peak_rss_bytes")}}
+    params, train = r.ledger.parameters, r.ledger.train_info
+    return {"trainable_params": params.trainable, "trainable_percent": params.trainable_percent,
+            "stored_bytes": r.ledger.storage.bytes_total, "train_flops": train.flops.total,
+            **{k: getattr(train, k) for k in ("examples", "real_tokens", "padded_tokens", "train_time_s",
+                                              "wall_time_s", "peak_rss_bytes")}}
 
 
 def score_table(rows: list[ScoreRow], tasks: list[str], setting: str) -> Table:
@@ -231,11 +241,11 @@ def _provenance(records: list[RunRecord]) -> list[str]:
     versions: dict[str, set[str]] = defaultdict(set)
     commits, data = set(), defaultdict(set)
     for r in records:
-        meta = r.ledger.get("meta_info", {})
-        for package, version in meta.get("packages", {}).items():
+        meta = r.ledger.meta_info
+        for package, version in meta.packages.items():
             versions[package].add(version)
-        commits.add(meta.get("git_commit") or "unknown")
-        for task, splits in meta.get("data", {}).items():
+        commits.add(meta.git_commit or "unknown")
+        for task, splits in meta.data.items():
             test = splits.get("test", {})
             data[(task, r.seed)].add(test.get("sha256_16"))
     lines = ["- packages: " + ", ".join(f"{p} {'/'.join(sorted(v))}" for p, v in sorted(versions.items())),

@@ -1,7 +1,5 @@
-"""Multi-task training: assembly, the loop, checkpoints and the run directory."""
+"""Multi-task training: the loop, its checkpoints and what it records (the run it builds is :mod:`mtpeft.run`)."""
 
-from mtpeft.train.artifacts import TrainedRun, check_complete, load_trained
-from mtpeft.train.build import Assembled, assemble
 from mtpeft.train.loop import TrainingDiverged, train
 
-__all__ = ["Assembled", "TrainedRun", "TrainingDiverged", "assemble", "check_complete", "load_trained", "train"]
+__all__ = ["TrainingDiverged", "train"]

@@ -17,8 +17,6 @@ from torch import nn
 
 from mtpeft.io import atomic_open
 
-CHECKPOINT = "checkpoints/last.pt"
-
 
 @dataclass
 class LoopState:

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from mtpeft.config import RunConfig
-from mtpeft.io import write_json
 from mtpeft.ledger import (
     TrainCounters,
     attended_pairs,
@@ -22,12 +21,13 @@ from mtpeft.ledger import (
     peak_rss_bytes,
     task_fingerprints,
 )
-from mtpeft.train.build import Assembled
+from mtpeft.run.build import Assembled
+from mtpeft.run.schema import Ledger, write_record
 from mtpeft.train.checkpoint import LoopState
 
 
 def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: TrainCounters, loop: LoopState,
-                 wall_time_s: float, accelerator: Any, lexical_fit_s: dict[str, float] | None = None) -> dict[str, Any]:
+                 wall_time_s: float, accelerator: Any, lexical_fit_s: dict[str, float] | None = None) -> Ledger:
     """ledger.json; ``lexical_fit_s``: seconds the lexical baseline took per task (fit and score)."""
     params = count_parameters(built.model.encoder, [built.model.heads, built.weighting])
     with accelerator.autocast():  # frozen weights may be stored in bf16 (train.precision)
@@ -41,7 +41,7 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
     stored_module = run_dir / built.method.storage
     heads_files = [run_dir / "heads.safetensors", run_dir / "heads.json"]
     device = accelerator.device
-    ledger = {
+    ledger = Ledger.model_validate({
         "run_info": {
             "name": config.name, "model": config.model, "model_source": built.backbone.source,
             "method": config.method, "method_targets": built.method.targets[:50],
@@ -91,6 +91,6 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
             "git_commit": git_commit(),
             "data": task_fingerprints(built.tasks),
         },
-    }
-    write_json(run_dir / "ledger.json", ledger)
+    })
+    write_record(run_dir / "ledger.json", ledger)
     return ledger

@@ -1,21 +1,29 @@
 """The multi-task training loop, readable top to bottom.
 
-    1) seed and accelerator          5) resume (weights, optimiser, schedule, RNG, position)
-    2) tasks, tokens, model          6) loop: plan step -> forward every task batch -> weight the
-    3) optimiser and schedule           losses -> backward -> clip -> step -> log
-    4) accelerate.prepare            7) evaluate, select the best, stop early; 8) test and save
+:func:`train` runs, in this order:
 
-The same code runs on the CPU and under ``accelerate launch`` on several GPUs (DDP): the plan of
-each epoch is sharded by rank, and only the main process writes files.
+    1) seed and accelerator            5) resume (weights, optimiser, schedule, RNG, position)
+    2) tasks, tokens, model            6) the baseline of generation tasks: the model before training
+    3) optimiser and schedule          7) epochs of steps (:func:`train_step`), each followed by
+    4) accelerate.prepare                 evaluation and selection (:func:`evaluate_and_select`) and a
+                                          checkpoint (:func:`save_progress`)
+                                       8) the selected weights on validation and test; the run directory
+
+Every step function takes the one :class:`Session` that holds the run's moving parts. The same code runs
+on the CPU and under ``accelerate launch`` on several GPUs (DDP): the plan of each epoch is sharded by
+rank, and only the main process writes files.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import shutil
 import time
-from contextlib import nullcontext
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +36,16 @@ from mtpeft.config import RunConfig, dump_config
 from mtpeft.data.collate import Batch, collate
 from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
-from mtpeft.evaluate.outputs import score
+from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, score
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
-from mtpeft.ledger import TrainCounters, cpu_info
+from mtpeft.ledger import TrainCounters
+from mtpeft.run.artifacts import CHECKPOINT, save_artifacts
+from mtpeft.run.build import Assembled, assemble
+from mtpeft.run.device import make_accelerator
+from mtpeft.run.evaluation import evaluate_untrained, final_evaluation, run_all, tune_thresholds
+from mtpeft.run.schema import Selected, write_record
 from mtpeft.train.allocator import keep_freed_memory
-from mtpeft.train.artifacts import save_artifacts
-from mtpeft.train.build import assemble
 from mtpeft.train.checkpoint import (
-    CHECKPOINT,
     LoopState,
     load_checkpoint,
     load_trainable_state,
@@ -43,10 +53,11 @@ from mtpeft.train.checkpoint import (
     save_checkpoint,
     trainable_state,
 )
-from mtpeft.train.evaluation import evaluate_untrained, final_evaluation, run_all, tune_thresholds
 from mtpeft.train.ledger_record import write_ledger
 from mtpeft.train.optim import linear_schedule, make_optimizer
 from mtpeft.train.precision import cast_frozen_linears
+
+Plan = list[list[tuple[str, list[int]]]]  # per step: (task, example indices) of each task batch
 
 
 class TrainingDiverged(MtpeftError):
@@ -68,227 +79,275 @@ class StepModule(nn.Module):
         return self.weighting.term(task, loss, tasks_in_step), loss
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` where the hardware runs it natively, else ``no`` (fp32)."""
-    if precision == "fp32":
-        return "no"
-    if precision == "bf16":
-        return "bf16"
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    capability = torch.backends.cpu.get_cpu_capability()
-    return "bf16" if device.type == "cpu" and "AVX512" in capability and cpu_info()["native_bf16"] else "no"
+@dataclass
+class Session:
+    """Everything one training run holds; the step functions below read and update it."""
+
+    config: RunConfig
+    config_yaml: str  # the resolved config: written to the run and checked on resume
+    accelerator: Any
+    built: Assembled
+    module: Any  # the StepModule as accelerate prepared it (DDP-wrapped on several processes)
+    optimizer: Any
+    scheduler: Any
+    state: LoopState = field(default_factory=LoopState)
+    counters: TrainCounters = field(default_factory=TrainCounters)
+    best: dict[str, torch.Tensor] | None = None  # trainable weights of the best validation score so far
+    running: dict[str, float] = field(default_factory=dict)  # smoothed per-task losses for the progress bar
+
+    @property
+    def raw(self) -> StepModule:
+        return self.accelerator.unwrap_model(self.module)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.config.run_dir()
+
+    @property
+    def main(self) -> bool:
+        return bool(self.accelerator.is_main_process)
+
+    def plan(self, epoch: int) -> Plan:
+        """This process's share of the epoch's steps."""
+        lengths = {t: self.built.encoded[t]["train"].lengths() for t in sorted(self.built.tasks)}
+        plan = epoch_plan(lengths, self.config.train.batch_size, self.config.sampling.strategy,
+                          self.config.sampling.temperature, self.config.train.seed, epoch)
+        return shard_plan(plan, self.accelerator.process_index, self.accelerator.num_processes)
 
 
-def make_accelerator(config: RunConfig) -> Any:
-    """One ``Accelerator`` per run; state left by an earlier run in this process is cleared first
-    (unless a launcher set up distributed training, which must be kept)."""
-    from accelerate import Accelerator, PartialState
-    from accelerate.state import AcceleratorState
-    from accelerate.utils import DistributedDataParallelKwargs
+def on_optimizer_step(state: LoopState) -> None:
+    """Called after every optimiser step (and its log line), before any evaluation or checkpoint.
 
-    if not torch.distributed.is_initialized():
-        AcceleratorState._reset_state(reset_partial_state=True)
-    mixed = resolve_precision(config.train.precision, PartialState(cpu=config.train.cpu).device)
-    return Accelerator(
-        cpu=config.train.cpu, mixed_precision=mixed, gradient_accumulation_steps=config.train.grad_accum,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # heads idle in some steps
-    )
+    Does nothing; tests replace it to crash a run at a chosen step, as a kill would.
+    """
 
 
-def train(config: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-          interrupt_at_step: int | None = None) -> Path:
+def train(config: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train ``config`` and write its run directory; return the directory.
 
     Args:
         resume: continue from ``checkpoints/last.pt`` if present.
         overwrite: replace an existing run directory instead of refusing.
-        interrupt_at_step: stop abruptly (no checkpoint, as a crash would) after this many
-            optimiser steps; used by tests of resume.
+        progress: show a progress bar per epoch.
     """
     cfg = config.train
-    run_dir = config.run_dir()
-    config_yaml = dump_config(config)
-    _prepare_run_dir(run_dir, resume, overwrite)
+    _prepare_run_dir(config.run_dir(), resume, overwrite)
+    start = time.perf_counter()
 
     # 1) seed and accelerator: one code path for CPU, one GPU and DDP
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     accelerator = make_accelerator(config)
-    main = accelerator.is_main_process
     if cfg.keep_freed_memory:
         keep_freed_memory()  # large activations reuse their pages instead of faulting in new ones each step
-    start_wall = time.perf_counter()
 
     # 2) tasks, tokens, model
     built = assemble(config)
-    names = sorted(built.tasks)
-    lengths = {t: built.encoded[t]["train"].lengths() for t in names}
     if accelerator.mixed_precision == "bf16":
         cast_frozen_linears(built.model)  # the cast autocast would repeat at every call, made once
-    step_module = StepModule(built.model, built.weighting)
 
     # 3) optimiser and schedule (the schedule counts optimiser steps, not micro-steps)
-    plan_len = len(shard_plan(_plan(config, lengths, 0), accelerator.process_index, accelerator.num_processes))
-    steps_per_epoch = math.ceil(plan_len / cfg.grad_accum)
-    total_steps = steps_per_epoch * cfg.epochs
     optimizer = make_optimizer(built.model.encoder, [built.model.heads, built.weighting], cfg)
-    scheduler = linear_schedule(optimizer, total_steps, cfg.warmup_ratio)
+    session = Session(config, dump_config(config), accelerator, built, StepModule(built.model, built.weighting),
+                      optimizer, None)
+    steps_per_epoch = math.ceil(len(session.plan(0)) / cfg.grad_accum)
+    session.scheduler = linear_schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
 
     # 4) prepare
-    step_module, optimizer, scheduler = accelerator.prepare(step_module, optimizer, scheduler)
-    raw = accelerator.unwrap_model(step_module)
-    step_module.train()  # from_pretrained returns models in eval mode: dropout must be on from step 1
+    session.module, session.optimizer, session.scheduler = accelerator.prepare(
+        session.module, session.optimizer, session.scheduler)
+    session.module.train()  # from_pretrained returns models in eval mode: dropout must be on from step 1
 
     # 5) resume
-    loop, best = LoopState(), None
-    checkpoint_path = run_dir / CHECKPOINT
-    if resume and checkpoint_path.is_file():
-        loop, best = _resume(checkpoint_path, raw, optimizer, scheduler, config_yaml)
-        _truncate_log(run_dir / "train_log.jsonl", loop.optimizer_steps)
-        accelerator.print(f"resuming {run_dir} at epoch {loop.epoch + 1}, step {loop.optimizer_steps}")
-    counters = TrainCounters(**loop.counters) if loop.counters else TrainCounters()
-    if main:
-        write_json(run_dir / "run.json", {"status": "training", "config": str(run_dir / "config.yaml")})
-        write_text(run_dir / "config.yaml", config_yaml)
-    if loop.untrained is None and "trivial" in config.baselines:
-        # generation tasks are judged against the model before training; measured once, kept on resume
-        t0 = time.perf_counter()
-        loop.untrained, untrained_rows = evaluate_untrained(built, accelerator, cfg.num_beams)
-        loop.eval_time_s += time.perf_counter() - t0
-        if main:
-            for (task, split), rows in untrained_rows.items():
-                write_jsonl(run_dir / "predictions" / f"{task}.{split}.untrained.jsonl", rows)
+    if resume and (session.run_dir / CHECKPOINT).is_file():
+        restore(session)
+    if session.main:
+        write_json(session.run_dir / "run.json", {"status": "training", "config": str(session.run_dir / "config.yaml")})
+        write_text(session.run_dir / "config.yaml", session.config_yaml)
 
-    def checkpoint() -> None:
-        if main:
-            loop.counters = asdict(counters)
-            save_checkpoint(checkpoint_path, raw, optimizer, scheduler, loop, best, config_yaml)
+    # 6) generation tasks are judged against the model before training; measured once, kept on resume
+    if session.state.untrained is None and "trivial" in config.baselines:
+        with timed(session.state, "eval_time_s"):
+            session.state.untrained, rows = evaluate_untrained(built, accelerator, cfg)
+        if session.main:
+            for (task, split), task_rows in rows.items():
+                write_jsonl(session.run_dir / "predictions" / f"{task}.{split}.untrained.jsonl", task_rows)
 
-    def evaluate_and_select() -> bool:
-        """Validate, keep the best weights; True when early stopping says stop."""
-        nonlocal best
-        t0 = time.perf_counter()
-        outputs = run_all(built, "validation", accelerator, cfg.num_beams)
-        thresholds = tune_thresholds(built, outputs)
-        scores = {t: score(outputs[t], thresholds.get(t, 0.5)) for t in names}
-        mean = float(np.mean([scores[t][built.tasks[t].spec.metric] for t in names]))
-        loop.eval_time_s += time.perf_counter() - t0
-        improved = mean > loop.best_score
-        if improved:
-            loop.best_score, loop.best_epoch, loop.best_step, loop.evals_since_best = \
-                mean, loop.epoch, loop.optimizer_steps, 0
-            best = trainable_state(raw)
-        else:
-            loop.evals_since_best += 1
-        record = {"event": "eval", "epoch": loop.epoch + 1, "step": loop.optimizer_steps, "mean": mean,
-                  "best": improved, "validation": scores}
-        loop.history.append(record)
-        if main:
-            append_jsonl(run_dir / "train_log.jsonl", record)
-        accelerator.print(f"validation after step {loop.optimizer_steps}: mean {mean:.4f}"
-                          + (" (best)" if improved else ""))
-        return cfg.patience is not None and loop.evals_since_best >= cfg.patience
-
-    # 6) loop
+    # 7) epochs
     stop = False
-    running: dict[str, float] = {}
-    while loop.epoch < cfg.epochs and not stop:
-        plan = shard_plan(_plan(config, lengths, loop.epoch), accelerator.process_index, accelerator.num_processes)
-        bar = tqdm(total=len(plan), initial=loop.step_in_epoch, disable=not (progress and main),
-                   desc=f"epoch {loop.epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
-        t_epoch = time.perf_counter()
-        for index in range(loop.step_in_epoch, len(plan)):
-            batches = [(task, collate(built.encoded[task]["train"], idx, built.pad_id).to(accelerator.device))
-                       for task, idx in plan[index]]
-            task_losses: dict[str, float] = {}
-            step_loss = 0.0
-            with accelerator.accumulate(step_module):
-                for k, (task, batch) in enumerate(batches):
-                    # forward and backward one task batch at a time: only its activations are alive,
-                    # and the summed gradients equal those of one backward on the step loss;
-                    # under DDP, gradients synchronise once, after the step's last task batch
-                    sync = nullcontext() if k == len(batches) - 1 else accelerator.no_sync(step_module)
-                    with sync:
-                        term, loss = step_module(task, batch, len(batches))
-                        task_losses[task] = float(loss.detach())  # a sync point, cheap next to the forward
-                        if not math.isfinite(task_losses[task]) or not torch.isfinite(term):
-                            raise TrainingDiverged(
-                                f"loss became {task_losses[task]} for task {task!r} at optimiser step "
-                                f"{loop.optimizer_steps}; the last good checkpoint is "
-                                f"{checkpoint_path if checkpoint_path.exists() else 'not written yet'}. "
-                                "Lower train.lr, or use train.precision=fp32."
-                            )
-                        accelerator.backward(term)
-                    step_loss += float(term.detach())
-                if accelerator.sync_gradients and cfg.grad_clip is not None:
-                    accelerator.clip_grad_norm_(step_module.parameters(), cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            for task, batch in batches:
-                counters.add(task, len(batch), batch.real_tokens, batch.padded_tokens, batch.attention_cells,
-                             batch.target_tokens)
-                running[task] = 0.9 * running.get(task, task_losses[task]) + 0.1 * task_losses[task]
-            loop.step_in_epoch = index + 1
-            bar.update(1)
-            bar.set_postfix({t: f"{v:.3f}" for t, v in sorted(running.items())}, refresh=False)
-            if not accelerator.sync_gradients:
-                continue
-            loop.optimizer_steps += 1
-            counters.optimizer_steps = loop.optimizer_steps
-            if main and loop.optimizer_steps % cfg.log_every == 0:
-                append_jsonl(run_dir / "train_log.jsonl", {
-                    "event": "train", "epoch": loop.epoch + 1, "step": loop.optimizer_steps,
-                    "lr": scheduler.get_last_lr()[0], "loss": step_loss, "losses": task_losses,
-                    "weights": raw.weighting.weights(), "examples": counters.examples,
-                    "real_tokens": counters.real_tokens,
-                })
-            if interrupt_at_step is not None and loop.optimizer_steps >= interrupt_at_step:
-                bar.close()
-                raise KeyboardInterrupt(f"simulated crash after step {loop.optimizer_steps}")
-            if cfg.eval_every and loop.optimizer_steps % cfg.eval_every == 0 and index + 1 < len(plan):
-                loop.train_time_s += time.perf_counter() - t_epoch
-                stop = evaluate_and_select()
-                t_epoch = time.perf_counter()
-                checkpoint()
-                if stop:
-                    break
-            elif cfg.checkpoint_every and loop.optimizer_steps % cfg.checkpoint_every == 0:
-                loop.train_time_s += time.perf_counter() - t_epoch
-                checkpoint()
-                t_epoch = time.perf_counter()
-        bar.close()
-        loop.train_time_s += time.perf_counter() - t_epoch
-        if not stop:
-            # 7) evaluate at the end of every epoch, select, stop early
-            stop = evaluate_and_select()
-            loop.epoch, loop.step_in_epoch = loop.epoch + 1, 0
-        checkpoint()
+    while session.state.epoch < cfg.epochs and not stop:
+        stop = run_epoch(session, progress)
 
-    # 8) the selected weights: tune thresholds on validation, score test, write the run
-    if best is not None:
-        load_trainable_state(raw, best)
-    final = final_evaluation(built, accelerator, cfg.num_beams, loop.untrained, config.baselines)
+    # 8) the selected weights: thresholds tuned on validation, test scored, the run directory written
+    finish(session, time.perf_counter() - start)
+    return session.run_dir
+
+
+def run_epoch(session: Session, progress: bool) -> bool:
+    """The rest of the current epoch, then its evaluation and checkpoint; True when early stopping says stop."""
+    cfg, state = session.config.train, session.state
+    plan = session.plan(state.epoch)
+    bar = tqdm(total=len(plan), initial=state.step_in_epoch, disable=not (progress and session.main),
+               desc=f"epoch {state.epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
+    for index in range(state.step_in_epoch, len(plan)):
+        with timed(state, "train_time_s"):
+            stepped = train_step(session, plan[index])
+        state.step_in_epoch = index + 1
+        bar.update(1)
+        bar.set_postfix({t: f"{v:.3f}" for t, v in sorted(session.running.items())}, refresh=False)
+        if not stepped:
+            continue
+        on_optimizer_step(state)
+        if cfg.eval_every and state.optimizer_steps % cfg.eval_every == 0 and index + 1 < len(plan):
+            stop = evaluate_and_select(session)
+            save_progress(session)
+            if stop:
+                bar.close()
+                return True
+        elif cfg.checkpoint_every and state.optimizer_steps % cfg.checkpoint_every == 0:
+            save_progress(session)
+    bar.close()
+    stop = evaluate_and_select(session)  # at the end of every epoch
+    state.epoch, state.step_in_epoch = state.epoch + 1, 0
+    save_progress(session)
+    return stop
+
+
+def train_step(session: Session, step: list[tuple[str, list[int]]]) -> bool:
+    """Forward and backward every task batch of one plan step; True when it completed an optimiser step."""
+    accelerator, built, state = session.accelerator, session.built, session.state
+    batches = [(task, collate(built.encoded[task]["train"], idx, built.pad_id).to(accelerator.device))
+               for task, idx in step]
+    task_losses: dict[str, float] = {}
+    step_loss = 0.0
+    with accelerator.accumulate(session.module):
+        for k, (task, batch) in enumerate(batches):
+            # forward and backward one task batch at a time: only its activations are alive, and the summed
+            # gradients equal those of one backward on the step loss; under DDP, gradients synchronise once,
+            # after the step's last task batch
+            sync = nullcontext() if k == len(batches) - 1 else accelerator.no_sync(session.module)
+            with sync:
+                term, loss = session.module(task, batch, len(batches))
+                task_losses[task] = float(loss.detach())  # a sync point, cheap next to the forward
+                if not math.isfinite(task_losses[task]) or not torch.isfinite(term):
+                    raise TrainingDiverged(
+                        f"loss became {task_losses[task]} for task {task!r} at optimiser step {state.optimizer_steps}"
+                        f"; the last good checkpoint is {_last_checkpoint(session)}. Lower train.lr, or use "
+                        "train.precision=fp32."
+                    )
+                accelerator.backward(term)
+            step_loss += float(term.detach())
+        if accelerator.sync_gradients and session.config.train.grad_clip is not None:
+            accelerator.clip_grad_norm_(session.module.parameters(), session.config.train.grad_clip)
+        session.optimizer.step()
+        session.scheduler.step()
+        session.optimizer.zero_grad()
+    for task, batch in batches:
+        session.counters.add(task, len(batch), batch.real_tokens, batch.padded_tokens, batch.attention_cells,
+                             batch.target_tokens)
+        session.running[task] = 0.9 * session.running.get(task, task_losses[task]) + 0.1 * task_losses[task]
+    if not accelerator.sync_gradients:
+        return False
+    state.optimizer_steps += 1
+    session.counters.optimizer_steps = state.optimizer_steps
+    if session.main and state.optimizer_steps % session.config.train.log_every == 0:
+        append_jsonl(session.run_dir / "train_log.jsonl", {
+            "event": "train", "epoch": state.epoch + 1, "step": state.optimizer_steps,
+            "lr": session.scheduler.get_last_lr()[0], "loss": step_loss, "losses": task_losses,
+            "weights": session.raw.weighting.weights(), "examples": session.counters.examples,
+            "real_tokens": session.counters.real_tokens,
+        })
+    return True
+
+
+def evaluate_and_select(session: Session) -> bool:
+    """Validate, keep the best weights; True when early stopping says stop."""
+    built, state = session.built, session.state
+    names = sorted(built.tasks)
+    with timed(state, "eval_time_s"):
+        outputs = run_all(built, "validation", session.accelerator, session.config.train)
+        thresholds = tune_thresholds(built, outputs)
+        scores = {t: score(outputs[t], thresholds.get(t, DEFAULT_THRESHOLD)) for t in names}
+        mean = float(np.mean([scores[t][built.tasks[t].spec.metric] for t in names]))
+    improved = mean > state.best_score
+    if improved:
+        state.best_score, state.best_epoch, state.best_step, state.evals_since_best = \
+            mean, state.epoch, state.optimizer_steps, 0
+        session.best = trainable_state(session.raw)
+    else:
+        state.evals_since_best += 1
+    record = {"event": "eval", "epoch": state.epoch + 1, "step": state.optimizer_steps, "mean": mean,
+              "best": improved, "validation": scores}
+    state.history.append(record)
+    if session.main:
+        append_jsonl(session.run_dir / "train_log.jsonl", record)
+    session.accelerator.print(f"validation after step {state.optimizer_steps}: mean {mean:.4f}"
+                              + (" (best)" if improved else ""))
+    patience = session.config.train.patience
+    return patience is not None and state.evals_since_best >= patience
+
+
+def save_progress(session: Session) -> None:
+    """The resumable checkpoint: trainable weights, the best ones, optimiser, schedule, RNG and position."""
+    if session.main:
+        session.state.counters = asdict(session.counters)
+        save_checkpoint(session.run_dir / CHECKPOINT, session.raw, session.optimizer, session.scheduler,
+                        session.state, session.best, session.config_yaml)
+
+
+def restore(session: Session) -> None:
+    """Continue from the run's checkpoint, which must come from the same resolved config."""
+    path = session.run_dir / CHECKPOINT
+    saved = load_checkpoint(path)
+    if saved["config"] != session.config_yaml:
+        raise ConfigError(f"{path}: the checkpoint was made with a different config; resume with the run's own "
+                          f"{session.run_dir / 'config.yaml'} or start a new run with --overwrite")
+    load_trainable_state(session.raw, saved["trainable"])
+    session.optimizer.load_state_dict(saved["optimizer"])
+    session.scheduler.load_state_dict(saved["scheduler"])
+    restore_rng(saved["rng"])
+    session.state, session.best = LoopState(**saved["loop"]), saved["best"]
+    session.counters = TrainCounters(**session.state.counters) if session.state.counters else TrainCounters()
+    _truncate_log(session.run_dir / "train_log.jsonl", session.state.optimizer_steps)
+    session.accelerator.print(f"resuming {session.run_dir} at epoch {session.state.epoch + 1}, "
+                              f"step {session.state.optimizer_steps}")
+
+
+def finish(session: Session, wall_time_s: float) -> None:
+    """Score the selected weights (and the baselines) on validation and test, and write the run directory."""
+    state, run_dir = session.state, session.run_dir
+    if session.best is not None:
+        load_trainable_state(session.raw, session.best)
+    final = final_evaluation(session.built, session.accelerator, session.config.train, state.untrained,
+                             session.config.baselines)
     metrics = final.metrics
-    metrics["selected"] = {"epoch": loop.best_epoch + 1 if loop.best_epoch is not None else None,
-                           "optimizer_step": loop.best_step, "validation_mean": loop.best_score}
-    if main:
-        save_artifacts(run_dir, config, built, final.thresholds)
+    metrics.selected = Selected(epoch=state.best_epoch + 1 if state.best_epoch is not None else None,
+                                optimizer_step=state.best_step, validation_mean=state.best_score)
+    if session.main:
+        save_artifacts(run_dir, session.config, session.built, final.thresholds)
         for (task, split), rows in final.predictions.items():
             write_jsonl(run_dir / "predictions" / f"{task}.{split}.jsonl", rows)
-        write_json(run_dir / "metrics.json", metrics)
-        write_ledger(run_dir, config, built, counters, loop, time.perf_counter() - start_wall, accelerator,
-                     final.lexical_fit_s)
+        write_record(run_dir / "metrics.json", metrics)
+        write_ledger(run_dir, session.config, session.built, session.counters, state, wall_time_s,
+                     session.accelerator, final.lexical_fit_s)
         write_json(run_dir / "run.json", {"status": "complete", "config": str(run_dir / "config.yaml")})
-    accelerator.wait_for_everyone()
-    return run_dir
+    session.accelerator.wait_for_everyone()
 
 
-def _plan(config: RunConfig, lengths: dict[str, list[int]], epoch: int) -> list[list[tuple[str, list[int]]]]:
-    return epoch_plan(lengths, config.train.batch_size, config.sampling.strategy, config.sampling.temperature,
-                      config.train.seed, epoch)
+@contextmanager
+def timed(state: LoopState, field_name: str) -> Iterator[None]:
+    """Add the block's wall time to ``state.<field_name>`` (kept in checkpoints, so resumed runs count it all)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        setattr(state, field_name, getattr(state, field_name) + time.perf_counter() - start)
+
+
+def _last_checkpoint(session: Session) -> str:
+    path = session.run_dir / CHECKPOINT
+    return str(path) if path.exists() else "not written yet"
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -296,29 +355,12 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
         raise ConfigError(f"{run_dir}: run directory already exists; pass --resume to continue it or "
                           "--overwrite to start again (output_dir=... writes elsewhere)")
     if overwrite and run_dir.exists():
-        import shutil
-
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _resume(path: Path, module: nn.Module, optimizer: Any, scheduler: Any,
-            config_yaml: str) -> tuple[LoopState, dict[str, torch.Tensor] | None]:
-    state = load_checkpoint(path)
-    if state["config"] != config_yaml:
-        raise ConfigError(f"{path}: the checkpoint was made with a different config; resume with the run's own "
-                          f"{path.parent.parent / 'config.yaml'} or start a new run with --overwrite")
-    load_trainable_state(module, state["trainable"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    restore_rng(state["rng"])
-    return LoopState(**state["loop"]), state["best"]
-
-
 def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint we resume from (they will be written again)."""
-    import json
-
     if not path.is_file():
         return
     kept = []

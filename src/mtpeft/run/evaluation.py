@@ -1,4 +1,8 @@
-"""Evaluation inside a run: every task on a split, thresholds tuned on validation, the baselines, metrics.json."""
+"""Evaluating a run's model: every task on a split, thresholds tuned on validation, the baselines, metrics.json.
+
+The settings come from the run's ``train`` section (``eval_batch_size``, ``num_beams``), so training, `mtpeft eval`
+and every reload evaluate alike.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,21 @@ from typing import Any
 import numpy as np
 
 from mtpeft.baselines import LexicalResult, lexical_baselines
+from mtpeft.config import TrainConfig
 from mtpeft.evaluate.metrics import constant_baseline, random_retrieval_baseline
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, SplitOutput, best_threshold, prediction_rows, score
 from mtpeft.evaluate.runner import run_split
+from mtpeft.run.build import Assembled
+from mtpeft.run.schema import Metrics
 from mtpeft.tasks.spec import TaskKind, TaskSpec
-from mtpeft.train.build import Assembled
-
-EVAL_BATCH = 64
 
 
-def run_all(built: Assembled, split: str, accelerator: Any, num_beams: int = 1,
+def run_all(built: Assembled, split: str, accelerator: Any, settings: TrainConfig,
             tasks: list[str] | None = None) -> dict[str, SplitOutput]:
     """Outputs of every task of the run (or of ``tasks``) on ``split``."""
-    generator = built.generator(num_beams)
-    return {t: run_split(built.model, t, built.encoded[t][split], built.pad_id, EVAL_BATCH, accelerator.device,
-                         accelerator.autocast, generator) for t in sorted(tasks or built.tasks)}
+    generator = built.generator(settings.num_beams)
+    return {t: run_split(built.model, t, built.encoded[t][split], built.pad_id, settings.eval_batch_size,
+                         accelerator.device, accelerator.autocast, generator) for t in sorted(tasks or built.tasks)}
 
 
 def tune_thresholds(built: Assembled, validation: dict[str, SplitOutput]) -> dict[str, float]:
@@ -32,7 +36,7 @@ def tune_thresholds(built: Assembled, validation: dict[str, SplitOutput]) -> dic
             for t, out in validation.items() if built.tasks[t].spec.is_classification}
 
 
-def evaluate_untrained(built: Assembled, accelerator: Any, num_beams: int = 1,
+def evaluate_untrained(built: Assembled, accelerator: Any, settings: TrainConfig,
                        ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], list]]:
     """Validation and test scores (and prediction rows) of the generation tasks BEFORE training: the
     baseline they must beat.
@@ -43,7 +47,7 @@ def evaluate_untrained(built: Assembled, accelerator: Any, num_beams: int = 1,
     generation = [t for t, data in built.tasks.items() if data.spec.kind is TaskKind.GENERATION]
     if not generation:
         return {}, {}
-    outputs = {split: run_all(built, split, accelerator, num_beams, generation) for split in ("validation", "test")}
+    outputs = {split: run_all(built, split, accelerator, settings, generation) for split in ("validation", "test")}
     scores = {t: {split: score(outputs[split][t]) for split in outputs} for t in generation}
     rows = {(t, split): prediction_rows(out) for split, per_task in outputs.items() for t, out in per_task.items()}
     return scores, rows
@@ -53,17 +57,17 @@ def evaluate_untrained(built: Assembled, accelerator: Any, num_beams: int = 1,
 class FinalEvaluation:
     """What the selected weights (and the baselines) scored, ready to be written into the run directory."""
 
-    metrics: dict[str, Any]  # metrics.json
+    metrics: Metrics  # metrics.json
     predictions: dict[tuple[str, str], list]  # (task, split) -> rows; the lexical baseline's split is <split>.lexical
     thresholds: dict[str, float]  # tuned on validation, per classification task
     lexical_fit_s: dict[str, float]  # seconds the lexical baseline took per task (the ledger's, not metrics')
 
 
-def final_evaluation(built: Assembled, accelerator: Any, num_beams: int = 1,
+def final_evaluation(built: Assembled, accelerator: Any, settings: TrainConfig,
                      untrained: dict[str, dict[str, Any]] | None = None, baselines: Sequence[str] = ("trivial",),
                      ) -> FinalEvaluation:
     """Validation and test outputs of the selected weights, and of the baselines named in ``baselines``."""
-    outputs = {split: run_all(built, split, accelerator, num_beams) for split in ("validation", "test")}
+    outputs = {split: run_all(built, split, accelerator, settings) for split in ("validation", "test")}
     thresholds = tune_thresholds(built, outputs["validation"])
     specs = {name: data.spec for name, data in built.tasks.items()}
     lexical = lexical_baselines(built.tasks) if "lexical" in baselines else {}
@@ -77,13 +81,13 @@ def final_evaluation(built: Assembled, accelerator: Any, num_beams: int = 1,
 def lexical_rows(lexical: dict[str, LexicalResult]) -> dict[tuple[str, str], list]:
     """Prediction rows of the lexical baselines, keyed ``(task, "<split>.lexical")``: written beside the
     model's, so that studies can test the model against them example by example."""
-    return {(task, f"{split}.lexical"): prediction_rows(out, result.threshold or DEFAULT_THRESHOLD)
+    return {(task, f"{split}.lexical"): prediction_rows(out, _threshold(result))
             for task, result in lexical.items() for split, out in result.outputs.items()}
 
 
 def summarise(specs: dict[str, TaskSpec], outputs: dict[str, dict[str, SplitOutput]],
               thresholds: dict[str, float], untrained: dict[str, dict[str, Any]] | None = None,
-              lexical: dict[str, LexicalResult] | None = None, trivial: bool = True) -> dict[str, Any]:
+              lexical: dict[str, LexicalResult] | None = None, trivial: bool = True) -> Metrics:
     """metrics.json: every metric per task and split, the baselines, and the mean main metric.
 
     ``baseline`` (with ``trivial``) is the best constant predictor (classification), a random ranking
@@ -106,13 +110,16 @@ def summarise(specs: dict[str, TaskSpec], outputs: dict[str, dict[str, SplitOutp
             entry["untrained"] = untrained[name]
         tasks[name] = entry
     mean = {split: float(np.mean([tasks[t][split][tasks[t]["metric"]] for t in tasks])) for split in outputs}
-    return {"tasks": tasks, "mean": mean}
+    return Metrics.model_validate({"tasks": tasks, "mean": mean})
 
 
 def _lexical_entry(result: LexicalResult) -> dict[str, Any]:
-    threshold = result.threshold if result.threshold is not None else DEFAULT_THRESHOLD
     return {"method": result.method, "threshold": result.threshold,
-            **{split: score(out, threshold) for split, out in result.outputs.items()}}
+            **{split: score(out, _threshold(result)) for split, out in result.outputs.items()}}
+
+
+def _threshold(result: LexicalResult) -> float:
+    return DEFAULT_THRESHOLD if result.threshold is None else result.threshold
 
 
 def _baseline(spec: TaskSpec, out: SplitOutput, untrained: dict[str, float] | None) -> float | None:

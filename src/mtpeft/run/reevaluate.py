@@ -1,4 +1,4 @@
-"""`mtpeft eval`: reload a run from its files and evaluate it, on its own data or on new data."""
+"""Re-evaluation (`mtpeft eval`): reload a run from its files and evaluate it, on its own data or on new data."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from mtpeft.config import TaskConfig
 from mtpeft.data.encode import encode_examples
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.runner import run_split
+from mtpeft.run.artifacts import load_trained
+from mtpeft.run.build import prompt_format
+from mtpeft.run.device import make_accelerator
+from mtpeft.run.evaluation import summarise
 from mtpeft.tasks import load_task
 from mtpeft.tasks.readers.base import ALL, SOURCES
 from mtpeft.tasks.spec import Example
-from mtpeft.train.artifacts import load_trained
-from mtpeft.train.build import prompt_format
-from mtpeft.train.evaluation import EVAL_BATCH, summarise
-from mtpeft.train.loop import make_accelerator
 
 SPLITS = ("validation", "test", "all")
 
@@ -45,8 +45,9 @@ def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = No
             examples = _new_examples(trained, name, source, path, split)
             encoded = encode_examples(examples, data.spec.kind, built.backbone.tokenizer, config.train.max_length,
                                       prompt_format(config, data.spec, built.backbone.seq2seq))
-        outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, EVAL_BATCH, accelerator.device,
-                                         accelerator.autocast, built.generator(config.train.num_beams))
+        outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, config.train.eval_batch_size,
+                                         accelerator.device, accelerator.autocast,
+                                         built.generator(config.train.num_beams))
         if "lexical" in config.baselines:  # refitted on the run's own training split: deterministic, seconds
             lexical[name] = lexical_baseline(data.spec, data.splits["train"], data.splits["validation"],
                                              {split: examples})

@@ -1,13 +1,15 @@
 """The run directory contract: what a finished run stores, and how it is loaded back.
 
 ```
+run.json               status: training | complete (written last: a run is finished when it says so)
 config.yaml            the resolved config (every default written out)
 adapter/ | model/      the shared module in its method's format (PEFT: loadable by peft) | the full model
 heads.safetensors      task heads and loss weights;  heads.json: what each head is, its threshold
 metrics.json           per task and split, the trivial baseline, and the mean main metric
 ledger.json            parameters, bytes stored, examples, tokens, FLOPs, time, memory, versions
 train_log.jsonl        one line per logging step (per-task losses, weights, lr) and per evaluation
-predictions/<task>.<split>.jsonl
+predictions/<task>.<split>.jsonl    and <task>.<split>.lexical.jsonl: the lexical baseline's
+checkpoints/last.pt    resumable training state (removed from finished study runs)
 ```
 """
 
@@ -15,16 +17,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from safetensors.torch import load_file
 
 from mtpeft.config import RunConfig, dump_config, load_config
 from mtpeft.errors import RunError
 from mtpeft.io import read_json, save_safetensors, write_json, write_text
-from mtpeft.train.build import Assembled, assemble, load_tasks
+from mtpeft.run.build import Assembled, assemble, load_tasks
+from mtpeft.run.schema import Metrics, read_metrics
 
 REQUIRED = ("config.yaml", "heads.safetensors", "heads.json", "metrics.json", "ledger.json")
+CHECKPOINT = "checkpoints/last.pt"
 
 
 def save_artifacts(run_dir: Path, config: RunConfig, built: Assembled, thresholds: dict[str, float]) -> None:
@@ -49,7 +52,7 @@ class TrainedRun:
     config: RunConfig
     built: Assembled
     thresholds: dict[str, float]
-    metrics: dict[str, Any]
+    metrics: Metrics
 
 
 def check_complete(run_dir: Path) -> None:
@@ -83,4 +86,4 @@ def load_trained(run_dir: Path, with_data: bool = True) -> TrainedRun:
         raise RunError(f"{run_dir / 'heads.safetensors'}: does not fit the config's tasks: {err}") from err
     info = read_json(run_dir / "heads.json")
     thresholds = {t: v["threshold"] for t, v in info["tasks"].items() if v.get("threshold") is not None}
-    return TrainedRun(config, built, thresholds, read_json(run_dir / "metrics.json"))
+    return TrainedRun(config, built, thresholds, read_metrics(run_dir / "metrics.json"))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mtpeft.train.weighting import WEIGHTINGS
+from mtpeft.models.weighting import WEIGHTINGS
 
 
 @pytest.mark.parametrize("name", ["learned_softmax", "uncertainty"])

@@ -10,13 +10,13 @@ import torch
 from mtpeft.config import SPLITS, RunConfig
 from mtpeft.data.encode import EncodedSplit, GenerationFormat, encode_examples
 from mtpeft.errors import ConfigError
-from mtpeft.methods import Method, create_method
+from mtpeft.methods import Method, create_method, methods_where
 from mtpeft.models.backbone import Backbone, load_backbone
 from mtpeft.models.generation import TextGenerator, attach_adapted_base
 from mtpeft.models.multitask import MultiTaskModel
+from mtpeft.models.weighting import WEIGHTINGS, LossWeighting
 from mtpeft.tasks import TaskData, load_task, resolve_spec
 from mtpeft.tasks.spec import TaskKind, TaskSpec
-from mtpeft.train.weighting import WEIGHTINGS, LossWeighting
 
 
 @dataclass
@@ -74,8 +74,8 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
     generates = TaskKind.GENERATION in kinds.values()
     if generates and not method.supports_generation:
         raise ConfigError(f"method: {config.method!r} prepends virtual tokens inside peft's own forward, which "
-                          "generation does not go through; generation tasks need lora, ia3, adapter, "
-                          "parallel_adapter or full")
+                          "generation does not go through; generation tasks need one of "
+                          f"{', '.join(methods_where('supports_generation'))}")
     backbone = load_backbone(config.model, language_model=generates, attention_dropout=config.attention_dropout)
     torch.manual_seed(config.train.seed)
     encoder = method.load(backbone, adapter_dir) if adapter_dir is not None else method.inject(backbone)
