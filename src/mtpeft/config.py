@@ -20,6 +20,7 @@ Split = Literal["train", "validation", "test"]
 M = TypeVar("M", bound=BaseModel)
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 RUNS_DIR = Path("runs")
+DEFAULT_SEED = 42  # the paper's; prompting uses the same, so that both read the same test examples
 """Where runs, studies and prompting runs go unless ``output_dir`` says otherwise: ``runs/<name>``."""
 
 
@@ -108,7 +109,7 @@ class TrainConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto = bf16 autocast where the hardware supports it, else fp32."
     )
-    seed: int = Field(42, description="Seed of data order, splits, initialisation and dropout.")
+    seed: int = Field(DEFAULT_SEED, description="Seed of data order, splits, initialisation and dropout.")
     eval_every: int | None = Field(None, ge=1, description="Also evaluate every N optimiser steps.")
     checkpoint_every: int | None = Field(
         None, ge=1, description="Save a resumable checkpoint every N optimiser steps (always at epoch end)."

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mtpeft.config import (
+    DEFAULT_SEED,
     RUNS_DIR,
     Baselines,
     RunConfig,
@@ -28,8 +29,8 @@ class PromptConfig(BaseModel):
     model: str = Field("smollm2-135m", description="Causal LM: zoo name (see `mtpeft models`), HF id or local path.")
     tasks: list[TaskConfig] = Field(min_length=1, description="Tasks, exactly as in a run config (same data, "
                                     "splits and caps).")
-    seed: int = Field(42, description="Seed of the data splits (use the fine-tuned runs' train.seed to get their "
-                      "test set) and of random demonstrations.")
+    seed: int = Field(DEFAULT_SEED, description="Seed of the data splits (use the fine-tuned runs' train.seed to "
+                      "get their test set) and of random demonstrations.")
     split: Split = Field("test", description="Split that is prompted and scored.")
     mode: Literal["generate", "score"] = Field(
         "generate", description="generate: greedy answer, parsed by parse_rule; score: compare the next-token "

@@ -69,9 +69,8 @@ def forest(rows: list[DeltaRow], path: Path, title: str) -> None:
 
 def training_curves(records: list[RunRecord], tasks: list[str], path: Path) -> None:
     """Per-task training loss over optimiser steps, one line per run that trains the task."""
-    fig = Figure(figsize=(5 * min(len(tasks), 2), 3.5 * math.ceil(len(tasks) / 2)))
-    for i, task in enumerate(tasks):
-        ax = fig.add_subplot(math.ceil(len(tasks) / 2), min(len(tasks), 2), i + 1)
+    fig, axes = _task_axes(tasks)
+    for ax, task in zip(axes, tasks, strict=True):
         for record in records:
             curve: dict[int, float] = {}
             for row in record.train_log():
@@ -80,12 +79,7 @@ def training_curves(records: list[RunRecord], tasks: list[str], path: Path) -> N
             if curve:
                 ax.plot(list(curve), list(curve.values()), linewidth=1,
                         label=f"{record.setting.upper()} {record.method} s{record.seed}")
-        ax.set_title(task)
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel("training loss")
-        if ax.lines:
-            ax.legend(fontsize=6)
-        ax.grid(alpha=0.3)
+        _label(ax, task, "optimiser step", "training loss")
     fig.tight_layout()
     _save(fig, path)
 
@@ -93,11 +87,10 @@ def training_curves(records: list[RunRecord], tasks: list[str], path: Path) -> N
 def learning_curves(points: list[CurvePoint], tasks: list[str], path: Path) -> None:
     """Per task, test score against training examples (log scale): one line per (setting, model, method) with
     its seed std as error bars, the lexical baseline dashed (one line: every setting fits it on the same data)."""
-    fig = Figure(figsize=(5 * min(len(tasks), 2), 3.5 * math.ceil(len(tasks) / 2)))
+    fig, axes = _task_axes(tasks)
     systems = sorted({(p.row.setting, p.row.model, p.row.method) for p in points if not is_lexical(p)})
     lexical_setting = min((p.row.setting for p in points if is_lexical(p)), default=None)
-    for i, task in enumerate(tasks):
-        ax = fig.add_subplot(math.ceil(len(tasks) / 2), min(len(tasks), 2), i + 1)
+    for ax, task in zip(axes, tasks, strict=True):
         for k, system in enumerate(systems):
             line = [p for p in points if (p.row.setting, p.row.model, p.row.method) == system and task in p.row.scores]
             _curve(ax, line, task, dict(color=f"C{k}", marker=MARKERS.get(system[0], "^"),
@@ -105,14 +98,25 @@ def learning_curves(points: list[CurvePoint], tasks: list[str], path: Path) -> N
         line = [p for p in points if is_lexical(p) and p.row.setting == lexical_setting and task in p.row.scores]
         _curve(ax, line, task, dict(color="black", linestyle="--", marker="x", label="lexical baseline"))
         ax.set_xscale("log")
-        ax.set_title(task)
-        ax.set_xlabel("training examples per task (log scale)")
-        ax.set_ylabel("test score")
-        if ax.lines:
-            ax.legend(fontsize=6)
-        ax.grid(alpha=0.3)
+        _label(ax, task, "training examples per task (log scale)", "test score")
     fig.tight_layout()
     _save(fig, path)
+
+
+def _task_axes(tasks: list[str]) -> tuple[Figure, list[Any]]:
+    """A figure with one subplot per task, two per row."""
+    rows, cols = math.ceil(len(tasks) / 2), min(len(tasks), 2)
+    fig = Figure(figsize=(5 * cols, 3.5 * rows))
+    return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(len(tasks))]
+
+
+def _label(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ax.lines:
+        ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
 
 
 def _curve(ax: Any, line: list[CurvePoint], task: str, style: dict[str, Any]) -> None:
