@@ -67,6 +67,39 @@ class TaskConfig(_Strict):
         (0.8, 0.1, 0.1), description="train/validation/test shares for sources that ship no split."
     )
     reader_args: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the reader.")
+    long_inputs: Literal["truncate", "windows"] = Field(
+        "truncate", description="truncate: keep the first train.max_length tokens of an input; windows: split it into "
+        "overlapping windows of train.max_length tokens, encode them as one batch and pool their vectors."
+    )
+    window_stride: int | None = Field(
+        None, ge=1, description="windows: tokens from one window's start to the next (default: half a window)."
+    )
+    max_windows: int = Field(4, ge=1, description="windows: the most windows per input; the rest is cut.")
+    window_pooling: Literal["max", "mean"] = Field("max", description="windows: how window vectors become one.")
+    pair_encoding: Literal["joint", "siamese"] = Field(
+        "joint", description="Pair tasks. joint (the paper): both inputs in one sequence; siamese: each input encoded "
+        "alone with the whole window, the head reads [u, v, |u-v|, u*v]."
+    )
+    loss: Literal["bce", "focal"] = Field(
+        "bce", description="Classification loss: binary cross-entropy, or focal loss (Lin et al. 2017) that "
+        "down-weights examples the model already gets right."
+    )
+    focal_gamma: float = Field(2.0, ge=0, description="focal loss: the focusing exponent (0 = cross-entropy).")
+    pos_weight: float | Literal["auto"] | None = Field(
+        None, description="Classification: weight of the positive class in the loss; auto = negatives / positives "
+        "of the training split."
+    )
+    oversample_positives: float | Literal["auto"] | None = Field(
+        None, description="Classification: each positive training example appears this many times per epoch "
+        "(the fraction drawn per epoch); auto = negatives / positives (balanced batches on average)."
+    )
+
+    @field_validator("pos_weight", "oversample_positives")
+    @classmethod
+    def _positive_factor(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float | int) and value <= 0:
+            raise ValueError(f"must be a positive number or auto, got {value}")
+        return value
 
     @field_validator("split_ratios")
     @classmethod

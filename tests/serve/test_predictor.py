@@ -55,11 +55,11 @@ def test_search_scores_equal_evaluation_scores(predictor):
 def test_truncation_is_reported_only_for_inputs_that_were_cut(predictor):
     short, long = "int x;", "int x; " * 200
     ids = predictor.encode("overflow", [CodeInput(code=short), CodeInput(code=long)])
-    assert [i.truncated for i in ids] == [False, True] and len(ids[1].ids) == MAX_LENGTH
+    assert [i.truncated for i in ids] == [False, True] and len(ids[1].inputs[0][0]) == MAX_LENGTH
     # an input exactly max_length tokens long is not cut
-    words = predictor.tokenizer.decode(ids[1].ids[1:-1])
+    words = predictor.tokenizer.decode(ids[1].inputs[0][0][1:-1])
     exact = predictor.encode("overflow", [CodeInput(code=words)])[0]
-    assert len(exact.ids) == MAX_LENGTH and not exact.truncated
+    assert len(exact.inputs[0][0]) == MAX_LENGTH and not exact.truncated
     pair = predictor.encode("same", [PairInput(code1="a", code2=long)])[0]
     assert pair.truncated
 
@@ -103,7 +103,7 @@ def test_tokenising_from_many_threads_never_skips_truncation(predictor):
 
     def work(_: int) -> None:
         for _ in range(30):  # without the lock, this loses the race a few times out of 240 (measured)
-            lengths.extend(len(item.ids) for item in predictor.encode("overflow", inputs))
+            lengths.extend(item.tokens for item in predictor.encode("overflow", inputs))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(work, range(8)))

@@ -162,12 +162,12 @@ def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path, tiny_jsonl_t
     calls = {"n": 0}
     original = ClassificationHead.loss
 
-    def flaky_loss(logits, labels):
+    def flaky_loss(head, logits, labels):
         calls["n"] += 1
-        loss = original(logits, labels)
+        loss = original(head, logits, labels)
         return loss * float("nan") if calls["n"] > 5 else loss
 
-    monkeypatch.setattr(ClassificationHead, "loss", staticmethod(flaky_loss))
+    monkeypatch.setattr(ClassificationHead, "loss", flaky_loss)
     with pytest.raises(TrainingDiverged, match=r"loss became nan for task 'overflow' at optimiser step 5.*last.pt"):
         train(cfg, progress=False)
     assert (Path(cfg.run_dir()) / "checkpoints" / "last.pt").is_file()

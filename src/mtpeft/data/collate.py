@@ -16,22 +16,29 @@ IGNORE_INDEX = -100
 
 @dataclass
 class Batch:
-    """Tensors of one task batch; ``pair_*`` hold retrieval candidates (codes); ``target_labels`` the
-    generation targets (prompt + target in ``input_ids``, the target's tokens here, -100 elsewhere)."""
+    """Tensors of one task batch; ``pair_*`` hold second inputs (retrieval codes, siamese pairs); ``target_labels``
+    the generation targets (prompt + target in ``input_ids``, the target's tokens here, -100 elsewhere).
 
-    input_ids: torch.Tensor  # (batch, seq)
-    attention_mask: torch.Tensor  # (batch, seq)
+    With windows, ``input_ids`` has one row per window and ``owner[r]`` is the example of row ``r``
+    (``pair_owner`` likewise); without, both are None and row ``i`` is example ``i``.
+    """
+
+    input_ids: torch.Tensor  # (rows, seq)
+    attention_mask: torch.Tensor  # (rows, seq)
     labels: torch.Tensor | None = None  # (batch,) float 0/1
     pair_input_ids: torch.Tensor | None = None
     pair_attention_mask: torch.Tensor | None = None
     target_labels: torch.Tensor | None = None  # (batch, seq) long
+    owner: torch.Tensor | None = None  # (rows,) long
+    pair_owner: torch.Tensor | None = None
+    examples: int = 0
     real_tokens: int = 0
     padded_tokens: int = 0
     attention_cells: int = 0  # query-key pairs the attention layers compute: sum of padded length^2
     target_tokens: int = 0  # generation: positions that go through the LM head
 
     def __len__(self) -> int:
-        return int(self.input_ids.shape[0])
+        return self.examples or int(self.input_ids.shape[0])
 
     def to(self, device: torch.device | str) -> Batch:
         move = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
@@ -57,17 +64,40 @@ def pad(sequences: list[list[int]], pad_id: int, left: bool = False) -> tuple[to
 def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
     if split.kind is TaskKind.GENERATION:
         return _collate_generation(split, indices, pad_id)
-    seqs = [split.ids[i] for i in indices]
-    ids, mask = pad(seqs, pad_id)
-    real, padded = sum(map(len, seqs)), ids.numel()
-    if split.kind is TaskKind.RETRIEVAL:
-        codes = [split.pair_ids[i] for i in indices]
-        pair_ids, pair_mask = pad(codes, pad_id)
-        return Batch(ids, mask, pair_input_ids=pair_ids, pair_attention_mask=pair_mask,
-                     real_tokens=real + sum(map(len, codes)), padded_tokens=padded + pair_ids.numel(),
-                     attention_cells=_cells(ids) + _cells(pair_ids))
-    labels = torch.tensor([split.labels[i] for i in indices], dtype=torch.float32)
-    return Batch(ids, mask, labels, real_tokens=real, padded_tokens=padded, attention_cells=_cells(ids))
+    first = Rows.of(split, indices, pad_id)
+    labels = (torch.tensor([split.labels[i] for i in indices], dtype=torch.float32)
+              if split.kind is not TaskKind.RETRIEVAL else None)
+    if not split.two_inputs:
+        return Batch(first.ids, first.mask, labels, owner=first.owner, examples=len(indices), real_tokens=first.real,
+                     padded_tokens=first.ids.numel(), attention_cells=_cells(first.ids))
+    second = Rows.of(split, indices, pad_id, second=True)
+    return Batch(first.ids, first.mask, labels, pair_input_ids=second.ids, pair_attention_mask=second.mask,
+                 owner=first.owner, pair_owner=second.owner, examples=len(indices),
+                 real_tokens=first.real + second.real, padded_tokens=first.ids.numel() + second.ids.numel(),
+                 attention_cells=_cells(first.ids) + _cells(second.ids))
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The padded rows of one input of several examples, and which example each row belongs to (None when
+    every example is one row)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    owner: torch.Tensor | None
+    real: int  # tokens that are not padding
+
+    @classmethod
+    def of(cls, split: EncodedSplit, indices: list[int], pad_id: int, second: bool = False) -> Rows:
+        return cls.pack([split.rows(i, second) for i in indices], pad_id, windowed=split.windowing is not None)
+
+    @classmethod
+    def pack(cls, per_example: list[list[list[int]]], pad_id: int, windowed: bool = True) -> Rows:
+        """Rows of ``per_example`` (each example's windows), padded to the longest."""
+        rows = [row for windows in per_example for row in windows]
+        ids, mask = pad(rows, pad_id)
+        owner = torch.tensor([k for k, windows in enumerate(per_example) for _ in windows]) if windowed else None
+        return cls(ids, mask, owner, sum(map(len, rows)))
 
 
 def _collate_generation(split: EncodedSplit, indices: list[int], pad_id: int) -> Batch:
@@ -97,5 +127,10 @@ def _cells(ids: torch.Tensor) -> int:
 
 def length_sorted_chunks(sequences: list[list[int]], batch_size: int) -> list[list[int]]:
     """Indices of ``sequences`` in batches of similar length, so little compute goes to padding."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    return chunks_by_size([len(s) for s in sequences], batch_size)
+
+
+def chunks_by_size(sizes: list[int], batch_size: int) -> list[list[int]]:
+    """Indices of items of ``sizes`` tokens in batches of similar size."""
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i])
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

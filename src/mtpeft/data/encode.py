@@ -8,14 +8,70 @@ from typing import Any
 from mtpeft.tasks.spec import Example, TaskKind
 
 
+@dataclass(frozen=True)
+class Windowing:
+    """How one input becomes overlapping windows: ``content`` tokens each (the model's window less its special
+    tokens, which every window gets again), one starting every ``stride`` tokens, at most ``max_windows``."""
+
+    content: int
+    stride: int
+    max_windows: int
+    prefix: tuple[int, ...]  # special tokens before a window's content ([CLS], <s>, ...)
+    suffix: tuple[int, ...]  # and after it ([SEP], </s>, ...)
+
+    @property
+    def coverage(self) -> int:
+        """Tokens of an input the windows can hold; the rest is cut."""
+        return self.content + (self.max_windows - 1) * self.stride
+
+    def split(self, tokens: list[int]) -> list[list[int]]:
+        """The windows of ``tokens`` (content without special tokens), each with its special tokens.
+
+        Example:
+            >>> Windowing(content=4, stride=2, max_windows=3, prefix=(101,), suffix=(102,)).split(list(range(7)))
+            [[101, 0, 1, 2, 3, 102], [101, 2, 3, 4, 5, 102], [101, 4, 5, 6, 102]]
+        """
+        out, start = [], 0
+        while True:
+            out.append([*self.prefix, *tokens[start:start + self.content], *self.suffix])
+            if start + self.content >= len(tokens) or len(out) == self.max_windows:
+                return out
+            start += self.stride
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """How a task's inputs become token rows: truncated, or cut into windows (``long_inputs``); a pair's two
+    inputs in one sequence or each alone (``pair_encoding``)."""
+
+    windows: bool = False
+    window_stride: int | None = None
+    max_windows: int = 1
+    siamese: bool = False
+
+    def windowing(self, tokenizer: Any, max_length: int) -> Windowing | None:
+        if not self.windows:
+            return None
+        prefix, suffix = special_tokens(tokenizer)
+        content = max_length - len(prefix) - len(suffix)
+        if content < 2:
+            raise ValueError(f"max_length {max_length} leaves no room for a window's content next to its "
+                             f"{len(prefix) + len(suffix)} special tokens")
+        stride = min(self.window_stride or max(content // 2, 1), content)
+        return Windowing(content, stride, self.max_windows, tuple(prefix), tuple(suffix))
+
+
 @dataclass
 class EncodedSplit:
     """Token ids of one split of one task.
 
-    Classification: ``ids[i]`` is the (joint, for pairs) input of example i and ``labels[i]`` its label.
+    Classification: ``ids[i]`` is the (joint, for pairs) input of example i and ``labels[i]`` its label; a
+    siamese pair has its second input in ``pair_ids[i]``.
     Retrieval: ``ids[i]`` is query i and ``pair_ids[i]`` the code that answers it.
     Generation: ``ids[i]`` is prompt i (input + instruction), ``pair_ids[i]`` its target tokens (ending
     with end-of-sequence) and ``references[i]`` the target text that generated text is scored against.
+    With ``windowing``, ``ids`` and ``pair_ids`` hold each input's tokens without special tokens, and
+    :meth:`rows` cuts them into windows; otherwise each input is one (truncated) row.
     """
 
     kind: TaskKind
@@ -27,23 +83,35 @@ class EncodedSplit:
     max_new_tokens: int = 0  # generation: the most tokens decoded per prompt
     language: str | None = None  # generation: what the references are written in (None: English)
     seq2seq: bool = False  # generation: targets go to a decoder, not after the prompt
+    windowing: Windowing | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def two_inputs(self) -> bool:
+        """Each example has a second input encoded on its own (retrieval codes, siamese pairs)."""
+        return self.kind is TaskKind.RETRIEVAL or (self.kind is TaskKind.PAIR and bool(self.pair_ids))
+
+    def rows(self, i: int, second: bool = False) -> list[list[int]]:
+        """The token rows the encoder reads for input ``i`` (``second``: its second input)."""
+        tokens = (self.pair_ids if second else self.ids)[i]
+        return self.windowing.split(tokens) if self.windowing else [tokens]
+
     def lengths(self) -> list[int]:
-        """Tokens per example (query + code for retrieval, prompt + target for generation): what a batch costs."""
-        if self.kind in (TaskKind.RETRIEVAL, TaskKind.GENERATION):
+        """Tokens per example (both inputs, every window; prompt + target for generation): what a batch costs."""
+        if self.kind is TaskKind.GENERATION:
             return [len(a) + len(b) for a, b in zip(self.ids, self.pair_ids, strict=True)]
-        return [len(a) for a in self.ids]
+        return [sum(map(len, self.rows(i))) + (sum(map(len, self.rows(i, True))) if self.two_inputs else 0)
+                for i in range(len(self))]
 
     def longest_inputs(self) -> list[int]:
         """Tokens of each example's longest single input (what truncation is applied to)."""
-        if self.kind is TaskKind.RETRIEVAL:
-            return [max(len(a), len(b)) for a, b in zip(self.ids, self.pair_ids, strict=True)]
         if self.kind is TaskKind.GENERATION:
             return [len(a) for a in self.ids]
-        return self.lengths()
+        if self.two_inputs:
+            return [max(len(a), len(b)) for a, b in zip(self.ids, self.pair_ids, strict=True)]
+        return [len(a) for a in self.ids]
 
 
 @dataclass(frozen=True)
@@ -59,23 +127,47 @@ class GenerationFormat:
 
 
 def encode_examples(examples: list[Example], kind: TaskKind, tokenizer: Any, max_length: int,
-                    generation: GenerationFormat | None = None) -> EncodedSplit:
-    """Tokenise with truncation to ``max_length`` (pairs: longest-first, so both inputs keep their start)."""
+                    generation: GenerationFormat | None = None, inputs: InputFormat | None = None) -> EncodedSplit:
+    """Tokenise with truncation to ``max_length`` (joint pairs: longest-first, so both inputs keep their start),
+    or, with ``inputs.windows``, every input whole up to the windows' coverage."""
     ids = [ex.id for ex in examples]
     if kind is TaskKind.GENERATION:
         if generation is None:
             raise ValueError("a generation task needs a GenerationFormat")
         return encode_generation(examples, tokenizer, max_length, generation)
+    inputs = inputs or InputFormat()
+    windowing = inputs.windowing(tokenizer, max_length)
     if not examples:  # a run reloaded without its data (serving) has empty splits
-        return EncodedSplit(kind, [], example_ids=ids)
+        return EncodedSplit(kind, [], example_ids=ids, windowing=windowing)
     texts = [ex.text for ex in examples]
-    if kind is TaskKind.RETRIEVAL:
-        queries = tokenize(tokenizer, texts, max_length)
-        codes = tokenize(tokenizer, [ex.text_pair or "" for ex in examples], max_length)
-        return EncodedSplit(kind, queries, pair_ids=codes, example_ids=ids)
-    labels = [int(ex.label) for ex in examples]  # type: ignore[arg-type]
-    pairs = [ex.text_pair or "" for ex in examples] if kind is TaskKind.PAIR else None
-    return EncodedSplit(kind, tokenize(tokenizer, texts, max_length, pairs), labels=labels, example_ids=ids)
+    seconds = [ex.text_pair or "" for ex in examples]
+    labels = [int(ex.label) for ex in examples] if kind is not TaskKind.RETRIEVAL else []  # type: ignore[arg-type]
+    if kind is TaskKind.RETRIEVAL or (kind is TaskKind.PAIR and inputs.siamese):
+        return EncodedSplit(kind, encode_inputs(tokenizer, texts, max_length, windowing), labels=labels,
+                            pair_ids=encode_inputs(tokenizer, seconds, max_length, windowing), example_ids=ids,
+                            windowing=windowing)
+    if kind is TaskKind.PAIR:
+        return EncodedSplit(kind, tokenize(tokenizer, texts, max_length, seconds), labels=labels, example_ids=ids)
+    return EncodedSplit(kind, encode_inputs(tokenizer, texts, max_length, windowing), labels=labels,
+                        example_ids=ids, windowing=windowing)
+
+
+def encode_inputs(tokenizer: Any, texts: list[str], max_length: int, windowing: Windowing | None) -> list[list[int]]:
+    """Single inputs as token ids: truncated rows with special tokens, or (``windowing``) the tokens the
+    windows can hold, without special tokens (every window adds its own)."""
+    if windowing is None:
+        return tokenize(tokenizer, texts, max_length)
+    return tokenizer(texts, add_special_tokens=False, truncation=True, max_length=windowing.coverage)["input_ids"]
+
+
+def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a single input (``[CLS]`` / ``[SEP]``, ...)."""
+    content = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x")["input_ids"]
+    for start in range(len(full) - len(content) + 1):
+        if full[start:start + len(content)] == content:
+            return full[:start], full[start + len(content):]
+    raise ValueError(f"tokenizer {tokenizer.name_or_path!r}: cannot find an input between its special tokens")
 
 
 def encode_generation(examples: list[Example], tokenizer: Any, max_length: int,
@@ -137,17 +229,20 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int, pairs: list[str]
 
 
 def truncated(tokenizer: Any, texts: list[str], ids: list[list[int]], max_length: int,
-              pairs: list[str] | None = None) -> list[bool]:
-    """Which inputs :func:`tokenize` cut short (``ids`` is its output for the same arguments).
+              pairs: list[str] | None = None, windowing: Windowing | None = None) -> list[bool]:
+    """Which inputs :func:`tokenize` (or, with ``windowing``, :func:`encode_inputs`) cut short; ``ids`` is its
+    output for the same arguments.
 
-    Only rows that came back ``max_length`` long can have been cut, so only those are tokenised again.
+    Only rows that came back as long as allowed can have been cut, so only those are tokenised again.
     """
-    full = [i for i, row in enumerate(ids) if len(row) >= max_length]
+    limit = windowing.coverage if windowing else max_length
+    full = [i for i, row in enumerate(ids) if len(row) >= limit]
     flags = [False] * len(ids)
     if full:
         again = _inputs(tokenizer, [texts[i] for i in full], None if pairs is None else [pairs[i] for i in full])
-        for i, row in zip(full, tokenizer(*again, truncation=False, verbose=False)["input_ids"], strict=True):
-            flags[i] = len(row) > max_length
+        rows = tokenizer(*again, truncation=False, verbose=False, add_special_tokens=windowing is None)["input_ids"]
+        for i, row in zip(full, rows, strict=True):
+            flags[i] = len(row) > limit
     return flags
 
 

@@ -10,21 +10,26 @@ run rebuilds the same plan and skips the steps it already took.
   proportional to ``size ** T`` (T = 1 for proportional); the epoch has as many steps as batches.
 
 Within a task, batches are length-bucketed: shuffled, cut into mega-batches, sorted by length inside
-each mega-batch and chunked, so batches pad little but still differ from epoch to epoch.
+each mega-batch and chunked, so batches pad little but still differ from epoch to epoch. ``repeats`` (an
+oversampled class) makes an example appear that many times per epoch, the fraction drawn per epoch.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 Step = list[tuple[str, list[int]]]
 _MEGA = 32  # batches per mega-batch when bucketing by length
 
 
-def task_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, bucket: bool = True) -> list[list[int]]:
-    """One pass over a task's examples as shuffled batches (length-bucketed when ``bucket``)."""
-    order = list(range(len(lengths)))
+def task_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, bucket: bool = True,
+                 repeats: Sequence[float] | None = None) -> list[list[int]]:
+    """One pass over a task's examples as shuffled batches (length-bucketed when ``bucket``); with ``repeats``,
+    example ``i`` appears ``repeats[i]`` times (the fractional part with that probability)."""
+    order = list(range(len(lengths))) if repeats is None else [
+        i for i, r in enumerate(repeats) for _ in range(int(r) + (rng.random() < r - int(r)))]
     rng.shuffle(order)
     if bucket:
         mega = batch_size * _MEGA
@@ -50,38 +55,40 @@ def epoch_plan(
     seed: int,
     epoch: int,
     bucket: bool = True,
+    repeats: dict[str, Sequence[float]] | None = None,
 ) -> list[Step]:
-    """The steps of one epoch for tasks with the given per-example token lengths."""
+    """The steps of one epoch for tasks with the given per-example token lengths (and ``repeats`` per example
+    of the tasks that oversample)."""
     rng = random.Random(f"{seed}:{epoch}")
     tasks = sorted(lengths)
+    batches = {t: partial(task_batches, lengths[t], batch_size, rng, bucket, (repeats or {}).get(t)) for t in tasks}
     if strategy == "round_robin":
-        return _round_robin(lengths, tasks, batch_size, rng, bucket)
+        return _round_robin(batches, tasks)
     if strategy in ("proportional", "temperature"):
         t = 1.0 if strategy == "proportional" else temperature
-        return _sampled(lengths, tasks, batch_size, rng, bucket, t)
+        return _sampled(batches, {task: len(lengths[task]) for task in tasks}, tasks, rng, t)
     raise ValueError(f"unknown sampling strategy {strategy!r}; valid: proportional, round_robin, temperature")
 
 
-def _round_robin(lengths: dict[str, Sequence[int]], tasks: list[str], batch_size: int, rng: random.Random,
-                 bucket: bool) -> list[Step]:
-    per_task = {t: task_batches(lengths[t], batch_size, rng, bucket) for t in tasks}
+def _round_robin(batches: dict[str, Callable[[], list[list[int]]]], tasks: list[str]) -> list[Step]:
+    per_task = {t: batches[t]() for t in tasks}
     steps = max(len(b) for b in per_task.values())
     for t in tasks:  # re-sample smaller tasks (fresh shuffles) until the largest is exhausted
         while len(per_task[t]) < steps:
-            per_task[t].extend(task_batches(lengths[t], batch_size, rng, bucket))
+            per_task[t].extend(batches[t]())
     return [[(t, per_task[t][i]) for t in tasks] for i in range(steps)]
 
 
-def _sampled(lengths: dict[str, Sequence[int]], tasks: list[str], batch_size: int, rng: random.Random,
-             bucket: bool, temperature: float) -> list[Step]:
-    per_task = {t: task_batches(lengths[t], batch_size, rng, bucket) for t in tasks}
-    probs = sampling_probabilities({t: len(lengths[t]) for t in tasks}, temperature)
+def _sampled(batches: dict[str, Callable[[], list[list[int]]]], sizes: dict[str, int], tasks: list[str],
+             rng: random.Random, temperature: float) -> list[Step]:
+    per_task = {t: batches[t]() for t in tasks}
+    probs = sampling_probabilities(sizes, temperature)
     total = sum(len(b) for b in per_task.values())
     cursor = dict.fromkeys(tasks, 0)
     plan: list[Step] = []
     for task in rng.choices(tasks, weights=[probs[t] for t in tasks], k=total):
         if cursor[task] == len(per_task[task]):  # a task drawn more often than it has batches: reshuffle
-            per_task[task].extend(task_batches(lengths[task], batch_size, rng, bucket))
+            per_task[task].extend(batches[task]())
         plan.append([(task, per_task[task][cursor[task]])])
         cursor[task] += 1
     return plan

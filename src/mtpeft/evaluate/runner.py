@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mtpeft.data.collate import collate, length_sorted_chunks, pad
+from mtpeft.data.collate import Rows, chunks_by_size, collate
 from mtpeft.data.encode import EncodedSplit
 from mtpeft.evaluate.outputs import SplitOutput
 from mtpeft.tasks.spec import TaskKind
@@ -39,11 +39,12 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
                                language=split.language)
         if split.kind is TaskKind.RETRIEVAL:
             with autocast():
-                queries = embed(model, task, split.ids, pad_id, batch_size, device)
-                codes = embed(model, task, split.pair_ids, pad_id, batch_size, device)
+                queries = embed(model, task, [split.rows(i) for i in range(len(split))], pad_id, batch_size, device)
+                codes = embed(model, task, [split.rows(i, True) for i in range(len(split))], pad_id, batch_size,
+                              device)
             return SplitOutput(split.kind, split.example_ids, scores=(queries @ codes.T).numpy())
         probs = np.zeros(len(split), dtype=np.float64)
-        for chunk in length_sorted_chunks(split.ids, batch_size):
+        for chunk in chunks_by_size(split.lengths(), batch_size):
             batch = collate(split, chunk, pad_id).to(device)
             with autocast():
                 logits = model(task, batch)["logits"]
@@ -54,12 +55,13 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
 
 
 @torch.no_grad()
-def embed(model: Any, task: str, sequences: list[list[int]], pad_id: int, batch_size: int,
+def embed(model: Any, task: str, inputs: list[list[list[int]]], pad_id: int, batch_size: int,
           device: Any) -> torch.Tensor:
-    """Retrieval embeddings ``(len(sequences), dim)`` of token sequences, in length-sorted batches (the
-    caller sets eval mode and autocast); shared by evaluation and serving so both rank alike."""
-    out = torch.zeros(len(sequences), model.heads[task].proj.out_features)
-    for chunk in length_sorted_chunks(sequences, batch_size):
-        ids, mask = pad([sequences[i] for i in chunk], pad_id)
-        out[chunk] = model.embed(task, ids.to(device), mask.to(device)).float().cpu()
+    """Retrieval embeddings ``(len(inputs), dim)`` of inputs given as their token rows (one, or one per window),
+    in length-sorted batches (the caller sets eval mode and autocast); shared by evaluation and serving so both
+    rank alike."""
+    out = torch.zeros(len(inputs), model.heads[task].proj.out_features)
+    for chunk in chunks_by_size([sum(map(len, rows)) for rows in inputs], batch_size):
+        rows = Rows.pack([inputs[i] for i in chunk], pad_id)
+        out[chunk] = model.embed(task, rows.ids.to(device), rows.mask.to(device), rows.owner, len(chunk)).float().cpu()
     return out

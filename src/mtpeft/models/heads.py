@@ -13,19 +13,56 @@ RETRIEVAL_SCALE = 20.0
 
 
 class ClassificationHead(nn.Module):
-    """``Linear(h, h/2) -> ReLU -> Dropout -> Linear(h/2, 1)``: one logit, BCE-with-logits loss."""
+    """``Linear(h, h/2) -> ReLU -> Dropout -> Linear(h/2, 1)``: one logit, BCE-with-logits loss (optionally with
+    a weight on positives, or focal), as in the paper."""
 
-    def __init__(self, hidden: int, dropout: float) -> None:
+    def __init__(self, hidden: int, dropout: float, pos_weight: float | None = None,
+                 focal_gamma: float | None = None, inputs: int = 1) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Dropout(dropout),
+        self.net = nn.Sequential(nn.Linear(inputs * hidden, hidden // 2), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(hidden // 2, 1))
+        self.pos_weight, self.focal_gamma = pos_weight, focal_gamma
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.net(pooled).squeeze(-1)  # (batch,)
 
-    @staticmethod
-    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return binary_loss(logits, labels, self.pos_weight, self.focal_gamma)
+
+
+class SiameseHead(ClassificationHead):
+    """A pair whose inputs were encoded apart: the classification head over ``[u, v, |u - v|, u * v]`` (the
+    sentence-pair features of InferSent and Sentence-BERT), which does not depend on the pair's order in its
+    last two parts."""
+
+    def __init__(self, hidden: int, dropout: float, pos_weight: float | None = None,
+                 focal_gamma: float | None = None) -> None:
+        super().__init__(hidden, dropout, pos_weight, focal_gamma, inputs=4)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        if second is None:
+            raise ValueError("a siamese pair head reads two inputs")
+        return self.net(torch.cat([first, second, (first - second).abs(), first * second], dim=-1)).squeeze(-1)
+
+
+def binary_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: float | None = None,
+                focal_gamma: float | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy over the batch; ``pos_weight`` multiplies the positives' terms, and
+    ``focal_gamma`` scales every term by ``(1 - p_t) ** gamma`` (focal loss, Lin et al. 2017), where ``p_t`` is
+    the probability given to the true label.
+
+    Example:
+        >>> logits, labels = torch.tensor([2.0, -1.0]), torch.tensor([1.0, 1.0])
+        >>> round(float(binary_loss(logits, labels)), 4), round(float(binary_loss(logits, labels, 3.0)), 4)
+        (0.7201, 2.1603)
+    """
+    logits, labels = logits.float(), labels.float()
+    weight = None if pos_weight is None else torch.tensor(pos_weight, device=logits.device)
+    terms = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight, reduction="none")
+    if focal_gamma:
+        p = torch.sigmoid(logits)
+        terms = (1 - (p * labels + (1 - p) * (1 - labels))) ** focal_gamma * terms
+    return terms.mean()
 
 
 class RetrievalHead(nn.Module):
@@ -51,7 +88,11 @@ class GenerationHead(nn.Module):
     true, so that weighting, checkpoints and ``heads.json`` treat every task alike."""
 
 
-def make_head(kind: TaskKind, hidden: int, dropout: float) -> nn.Module:
+def make_head(kind: TaskKind, hidden: int, dropout: float, siamese: bool = False, pos_weight: float | None = None,
+              focal_gamma: float | None = None) -> nn.Module:
     if kind is TaskKind.GENERATION:
         return GenerationHead()
-    return RetrievalHead(hidden) if kind is TaskKind.RETRIEVAL else ClassificationHead(hidden, dropout)
+    if kind is TaskKind.RETRIEVAL:
+        return RetrievalHead(hidden)
+    head = SiameseHead if siamese else ClassificationHead
+    return head(hidden, dropout, pos_weight, focal_gamma)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,8 +11,19 @@ from torch import nn
 from mtpeft.data.collate import Batch
 from mtpeft.models.generation import next_token_loss
 from mtpeft.models.heads import make_head
-from mtpeft.models.pooling import pool
+from mtpeft.models.pooling import pool, pool_windows
 from mtpeft.tasks.spec import TaskKind
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What a task sets in the shared model besides its kind: how its window vectors pool into one, whether its
+    pairs are encoded apart (siamese), and its classification loss."""
+
+    window_pooling: str = "max"
+    siamese: bool = False
+    pos_weight: float | None = None
+    focal_gamma: float | None = None
 
 
 class MultiTaskModel(nn.Module):
@@ -29,11 +41,12 @@ class MultiTaskModel(nn.Module):
         seq2seq: ``encoder`` is a whole encoder-decoder: other tasks read its encoder, generation its decoder.
         causal: the encoder attends causally (decoder-only models): right-padded batches then run without
             a mask (see :meth:`attention_mask_for`).
+        options: per task, its :class:`TaskOptions` (default: one row per input, joint pairs, plain BCE).
     """
 
     def __init__(self, encoder: nn.Module, tasks: dict[str, TaskKind], hidden: int, pooling: str,
                  head_dropout: float, virtual_tokens: int = 0, lm_head: nn.Module | None = None,
-                 seq2seq: bool = False, causal: bool = False) -> None:
+                 seq2seq: bool = False, causal: bool = False, options: dict[str, TaskOptions] | None = None) -> None:
         super().__init__()
         if lm_head is None and TaskKind.GENERATION in tasks.values():
             raise ValueError("generation tasks need the language model's head (lm_head)")
@@ -41,7 +54,10 @@ class MultiTaskModel(nn.Module):
         self.kinds = dict(tasks)
         self.pooling = pooling
         self.virtual_tokens = virtual_tokens
-        self.heads = nn.ModuleDict({t: make_head(k, hidden, head_dropout) for t, k in tasks.items()})
+        self.options = {t: (options or {}).get(t, TaskOptions()) for t in tasks}
+        self.heads = nn.ModuleDict({t: make_head(k, hidden, head_dropout, self.options[t].siamese,
+                                                 self.options[t].pos_weight, self.options[t].focal_gamma)
+                                    for t, k in tasks.items()})
         self.lm_head = lm_head
         self.seq2seq = seq2seq
         self.causal = causal
@@ -64,12 +80,21 @@ class MultiTaskModel(nn.Module):
         return None if right_padded else attention_mask
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(batch, seq) token ids -> (batch, hidden) pooled vectors."""
+        """(rows, seq) token ids -> (rows, hidden) pooled vectors, one per row."""
         outputs = self.encoding_module()(input_ids=input_ids, attention_mask=self.attention_mask_for(attention_mask))
         hidden = outputs.last_hidden_state
         if self.virtual_tokens:
             hidden = hidden[:, self.virtual_tokens:]  # prompt tuning prepends its virtual tokens
         return pool(self.pooling, hidden, attention_mask, outputs)
+
+    def represent(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  owner: torch.Tensor | None = None, count: int = 0) -> torch.Tensor:
+        """One vector per input: each row's vector, or (``owner``: the input of each row) the input's windows
+        pooled by the task's ``window_pooling`` into ``(count, hidden)``."""
+        vectors = self.encode(input_ids, attention_mask)
+        if owner is None:
+            return vectors
+        return pool_windows(self.options[task].window_pooling, vectors, owner, count)
 
     def forward(self, task: str, batch: Batch) -> dict[str, Any]:
         """Loss and outputs of one task batch: ``logits`` (classification), ``query``/``code`` vectors
@@ -82,31 +107,39 @@ class MultiTaskModel(nn.Module):
             mask = self.attention_mask_for(batch.attention_mask)
             hidden = self.encoder(input_ids=batch.input_ids, attention_mask=mask).last_hidden_state
             return {"loss": next_token_loss(hidden, batch.target_labels, self.lm_head)}
+        first = self.represent(task, batch.input_ids, batch.attention_mask, batch.owner, len(batch))
+        second = None if batch.pair_input_ids is None else self.represent(
+            task, batch.pair_input_ids, batch.pair_attention_mask, batch.pair_owner, len(batch))
         if self.kinds[task] is TaskKind.RETRIEVAL:
-            queries = head(self.encode(batch.input_ids, batch.attention_mask))
-            codes = head(self.encode(batch.pair_input_ids, batch.pair_attention_mask))
+            queries, codes = head(first), head(second)
             return {"loss": head.loss(queries, codes), "query": queries, "code": codes}
-        logits = head(self.encode(batch.input_ids, batch.attention_mask))
+        logits = head(first) if second is None else head(first, second)
         out: dict[str, Any] = {"logits": logits}
         if batch.labels is not None:
             out["loss"] = head.loss(logits, batch.labels)
         return out
 
-    def embed(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def embed(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+              owner: torch.Tensor | None = None, count: int = 0) -> torch.Tensor:
         """Retrieval embeddings of queries or codes (the same head for both)."""
-        return self.heads[task](self.encode(input_ids, attention_mask))
+        return self.heads[task](self.represent(task, input_ids, attention_mask, owner, count))
 
-    def forward_mixed(self, tasks: list[str], input_ids: torch.Tensor,
-                      attention_mask: torch.Tensor) -> list[torch.Tensor]:
-        """ONE encoder pass over inputs of different tasks; row i then goes through the head of ``tasks[i]``.
+    def forward_mixed(self, tasks: list[str], input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      owner: torch.Tensor, inputs: list[list[int]]) -> list[torch.Tensor]:
+        """ONE encoder pass over the rows of items of different tasks, then each item through its own head.
 
-        Serving one model for every task: the backbone runs once per batch whatever the mix of tasks,
-        and only the (small) heads run per task. Returns, per row, a logit ``()`` for classification
-        tasks or an embedding ``(dim,)`` for retrieval tasks.
+        Serving one model for every task: the backbone runs once per batch whatever the mix of tasks, and only
+        the (small) heads run per task. ``owner[r]`` is the input row ``r`` belongs to (an input has several rows
+        with windows); ``inputs[k]`` are item ``k``'s inputs (two for a siamese pair). Returns, per item, a logit
+        ``()`` for classification tasks or an embedding ``(dim,)`` for retrieval tasks.
         """
-        pooled = self.encode(input_ids, attention_mask)
+        rows = self.encode(input_ids, attention_mask)
+        modes = [self.options[tasks[k]].window_pooling for k, item in enumerate(inputs) for _ in item]
+        pooled = {mode: pool_windows(mode, rows, owner, len(modes)) for mode in set(modes)}
+        vectors = torch.stack([pooled[mode][j] for j, mode in enumerate(modes)])
         out: dict[int, torch.Tensor] = {}
         for task in dict.fromkeys(tasks):
-            rows = [i for i, t in enumerate(tasks) if t == task]
-            out.update(zip(rows, self.heads[task](pooled[rows]), strict=True))
-        return [out[i] for i in range(len(tasks))]
+            items = [k for k, t in enumerate(tasks) if t == task]
+            sides = [vectors[[inputs[k][side] for k in items]] for side in range(len(inputs[items[0]]))]
+            out.update(zip(items, self.heads[task](*sides), strict=True))
+        return [out[k] for k in range(len(tasks))]

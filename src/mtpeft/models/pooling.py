@@ -29,3 +29,23 @@ def pool(kind: str, hidden: torch.Tensor, mask: torch.Tensor, outputs: Any = Non
             raise ValueError("pooling 'pooler' needs a backbone with a pooler (BERT/RoBERTa); use mean, cls or last")
         return pooled
     raise ValueError(f"unknown pooling {kind!r}; valid: cls, last, mean, pooler")
+
+
+def pool_windows(kind: str, vectors: torch.Tensor, owner: torch.Tensor, count: int) -> torch.Tensor:
+    """Pool row vectors ``(rows, h)`` into one per input ``(count, h)``: ``owner[r]`` is the input of row ``r``.
+
+    ``max`` keeps, per feature, the strongest window (a vulnerable line in any window marks the function);
+    ``mean`` averages the windows. Gradients flow to every window (``mean``) or to the chosen ones (``max``).
+
+    Example:
+        >>> rows = torch.tensor([[1.0, 4.0], [3.0, 2.0], [5.0, 0.0]])
+        >>> pool_windows("max", rows, torch.tensor([0, 0, 1]), 2).tolist()
+        [[3.0, 4.0], [5.0, 0.0]]
+        >>> pool_windows("mean", rows, torch.tensor([0, 0, 1]), 2).tolist()
+        [[2.0, 3.0], [5.0, 0.0]]
+    """
+    if kind not in ("max", "mean"):
+        raise ValueError(f"unknown window pooling {kind!r}; valid: max, mean")
+    index = owner.to(vectors.device)[:, None].expand_as(vectors)
+    out = vectors.new_zeros(count, vectors.shape[-1])
+    return out.scatter_reduce(0, index, vectors, reduce="amax" if kind == "max" else "mean", include_self=False)

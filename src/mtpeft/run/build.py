@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from mtpeft.config import SPLITS, RunConfig
-from mtpeft.data.encode import EncodedSplit, GenerationFormat, encode_examples
+from mtpeft.config import SPLITS, RunConfig, TaskConfig
+from mtpeft.data.encode import EncodedSplit, GenerationFormat, InputFormat, encode_examples
 from mtpeft.errors import ConfigError
 from mtpeft.methods import Method, create_method, methods_where
 from mtpeft.models.backbone import Backbone, load_backbone
 from mtpeft.models.generation import TextGenerator, attach_adapted_base
-from mtpeft.models.multitask import MultiTaskModel
+from mtpeft.models.multitask import MultiTaskModel, TaskOptions
 from mtpeft.models.weighting import WEIGHTINGS, LossWeighting
 from mtpeft.tasks import TaskData, load_task, resolve_spec
-from mtpeft.tasks.spec import TaskKind, TaskSpec
+from mtpeft.tasks.spec import Example, TaskKind, TaskSpec
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Assembled:
     method: Method
     model: MultiTaskModel
     weighting: LossWeighting
+    repeats: dict[str, list[float]] = field(default_factory=dict)  # oversampling: per example, times per epoch
 
     @property
     def pad_id(self) -> int:
@@ -54,15 +55,58 @@ def prompt_format(config: RunConfig, spec: TaskSpec, seq2seq: bool = False) -> G
     """How a generation task's inputs become prompts (None for other kinds)."""
     if spec.kind is not TaskKind.GENERATION:
         return None
-    entry = next(t for t in config.tasks if t.name == spec.name)
+    entry = _entry(config, spec.name)
     return GenerationFormat(spec.instruction or f"{spec.name}:", entry.max_target_length, spec.language, seq2seq)
+
+
+def input_format(config: RunConfig, task: str) -> InputFormat:
+    """How ``task``'s inputs become token rows (truncated or windows; joint or siamese pairs)."""
+    entry = _entry(config, task)
+    return InputFormat(windows=entry.long_inputs == "windows", window_stride=entry.window_stride,
+                       max_windows=entry.max_windows if entry.long_inputs == "windows" else 1,
+                       siamese=entry.pair_encoding == "siamese")
+
+
+def task_options(config: RunConfig, data: TaskData) -> TaskOptions:
+    """What ``data``'s task sets in the model: window pooling, siamese pairs, its loss; ``pos_weight: auto`` is
+    negatives / positives of the training split (None without training data: serving needs no loss)."""
+    entry = _entry(config, data.spec.name)
+    pos_weight = entry.pos_weight
+    if pos_weight == "auto":
+        pos_weight = positive_ratio(data.splits["train"])
+    return TaskOptions(window_pooling=entry.window_pooling, siamese=entry.pair_encoding == "siamese",
+                       pos_weight=pos_weight, focal_gamma=entry.focal_gamma if entry.loss == "focal" else None)
+
+
+def example_repeats(config: RunConfig, tasks: dict[str, TaskData]) -> dict[str, list[float]]:
+    """Per task that oversamples its positives (``oversample_positives``): how many times each training example
+    appears per epoch (``auto``: negatives / positives, so batches are balanced on average)."""
+    out = {}
+    for name, data in tasks.items():
+        factor = _entry(config, name).oversample_positives
+        if factor == "auto":
+            factor = positive_ratio(data.splits["train"])
+        if factor:
+            out[name] = [float(factor) if ex.label == 1 else 1.0 for ex in data.splits["train"]]
+    return out
+
+
+def positive_ratio(examples: list[Example]) -> float | None:
+    """Negatives per positive among ``examples`` (None without both labels)."""
+    positives = sum(ex.label == 1 for ex in examples)
+    return (len(examples) - positives) / positives if 0 < positives < len(examples) else None
 
 
 def encode_tasks(tasks: dict[str, TaskData], backbone: Backbone,
                  config: RunConfig) -> dict[str, dict[str, EncodedSplit]]:
     return {name: {split: encode_examples(data.splits[split], data.spec.kind, backbone.tokenizer,
-                                          config.train.max_length, prompt_format(config, data.spec, backbone.seq2seq))
+                                          config.train.max_length, prompt_format(config, data.spec, backbone.seq2seq),
+                                          input_format(config, name))
                    for split in SPLITS} for name, data in tasks.items()}
+
+
+def _entry(config: RunConfig, task: str) -> TaskConfig:
+    return next(t for t in config.tasks if t.name == task)
 
 
 def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapter_dir: Any = None) -> Assembled:
@@ -82,7 +126,8 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
     lm_head = attach_adapted_base(backbone, encoder) if generates else None
     pooling = config.pooling or "mean"
     model = MultiTaskModel(encoder, kinds, backbone.hidden_size, pooling, config.head_dropout, method.virtual_tokens,
-                           lm_head, backbone.seq2seq, causal=backbone.is_decoder)
+                           lm_head, backbone.seq2seq, causal=backbone.is_decoder,
+                           options={name: task_options(config, data) for name, data in tasks.items()})
     weighting = WEIGHTINGS.get(config.loss_weighting)(list(kinds))
     encoded = encode_tasks(tasks, backbone, config)
-    return Assembled(tasks, encoded, backbone, method, model, weighting)
+    return Assembled(tasks, encoded, backbone, method, model, weighting, example_repeats(config, tasks))

@@ -16,14 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtpeft.data.collate import pad
-from mtpeft.data.encode import prompt_ids, prompts_cut, tokenize, truncated
+from mtpeft.data.collate import Rows
+from mtpeft.data.encode import encode_inputs, prompt_ids, prompts_cut, tokenize, truncated
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD
 from mtpeft.evaluate.runner import embed
 from mtpeft.methods import METHODS, methods_where
 from mtpeft.run.artifacts import TrainedRun, load_trained
-from mtpeft.run.build import prompt_format
+from mtpeft.run.build import input_format, prompt_format
 from mtpeft.run.device import make_accelerator
 from mtpeft.serve.schemas import Ident, input_fields, tasks_of
 from mtpeft.tasks.spec import TaskKind
@@ -31,12 +31,17 @@ from mtpeft.tasks.spec import TaskKind
 
 @dataclass(frozen=True)
 class Encoded:
-    """One input as tokens: what the request queue holds."""
+    """One item as tokens: what the request queue holds. ``inputs`` holds each of its inputs (two for a siamese
+    pair) as the rows the encoder reads: one, or one per window."""
 
     task: str
-    ids: list[int]
+    inputs: list[list[list[int]]]
     truncated: bool
     ident: Ident | None = None
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(row) for rows in self.inputs for row in rows)
 
 
 class Predictor:
@@ -63,6 +68,7 @@ class Predictor:
         self.generator = built.generator(config.train.num_beams)
         self.thresholds = trained.thresholds
         self.max_length = config.train.max_length
+        self.formats = {name: input_format(config, name) for name in self.specs}
         self._tokenizer_lock = threading.Lock()
         if merge:
             self.model.encoder = merge_adapter(self.model.encoder, config.method)
@@ -88,12 +94,16 @@ class Predictor:
         return self.specs[task].kind
 
     def encode(self, task: str, inputs: Sequence[Any]) -> list[Encoded]:
-        """Tokenise inputs of one task (objects with the kind's fields, see ``schemas.INPUTS``); thread-safe."""
+        """Tokenise inputs of one task (objects with the kind's fields, see ``schemas.INPUTS``) as the run's
+        training did (truncated or windows; a pair joint or siamese); thread-safe."""
         names = input_fields(self.check_task(task))
-        texts = [getattr(x, names[0]) for x in inputs]
-        pairs = [getattr(x, names[1]) for x in inputs] if len(names) > 1 else None
-        ids, cut = self._tokenize(texts, pairs)
-        return [Encoded(task, row, flag, getattr(x, "id", None)) for row, flag, x in zip(ids, cut, inputs, strict=True)]
+        fields = [[getattr(x, name) for x in inputs] for name in names]
+        if len(fields) == 2 and not self.formats[task].siamese:  # a joint pair: one sequence
+            encoded = [self._tokenize(task, fields[0], fields[1])]
+        else:
+            encoded = [self._tokenize(task, texts) for texts in fields]
+        return [Encoded(task, [rows[k] for rows, _ in encoded], any(cut[k] for _, cut in encoded),
+                        getattr(x, "id", None)) for k, x in enumerate(inputs)]
 
     @torch.no_grad()
     def generate(self, task: str, inputs: Sequence[Any], batch_size: int) -> list[dict[str, Any]]:
@@ -109,7 +119,7 @@ class Predictor:
             cut = prompts_cut(self.tokenizer, texts, prompts, fmt.instruction)
         with self.autocast():
             written = self.generator.generate(prompts, fmt.max_target_length, batch_size, self.device)
-        return [answer_row(Encoded(task, ids, flag, getattr(x, "id", None)), text=text)
+        return [answer_row(Encoded(task, [[ids]], flag, getattr(x, "id", None)), text=text)
                 for ids, flag, x, text in zip(prompts, cut, inputs, written, strict=True)]
 
     def encode_mixed(self, items: Sequence[Any]) -> list[Encoded]:
@@ -123,10 +133,13 @@ class Predictor:
     @torch.no_grad()
     def forward(self, items: list[Encoded]) -> list[torch.Tensor]:
         """ONE backbone pass over items of any tasks; per item, its head's logit or embedding (on the CPU)."""
-        ids, mask = pad([item.ids for item in items], self.pad_id)
+        every_input = [rows for item in items for rows in item.inputs]
+        packed = Rows.pack(every_input, self.pad_id)
+        numbered = iter(range(len(every_input)))
+        inputs = [[next(numbered) for _ in item.inputs] for item in items]
         with self.autocast():
-            outputs = self.model.forward_mixed([item.task for item in items], ids.to(self.device),
-                                               mask.to(self.device))
+            outputs = self.model.forward_mixed([item.task for item in items], packed.ids.to(self.device),
+                                               packed.mask.to(self.device), packed.owner, inputs)
         return [out.float().cpu() for out in outputs]
 
     def classify(self, item: Encoded, logit: torch.Tensor) -> dict[str, Any]:
@@ -136,19 +149,26 @@ class Predictor:
         return answer_row(item, label=int(probability >= threshold), probability=probability)
 
     def embed_pool(self, codes: list[str], batch_size: int) -> tuple[dict[str, torch.Tensor], list[bool]]:
-        """Pool embeddings per retrieval task ``{task: (len(codes), dim)}``, and which codes were cut."""
-        ids, cut = self._tokenize(codes)
-        with self.autocast():
-            vectors = {task: embed(self.model, task, ids, self.pad_id, batch_size, self.device)
-                       for task in self.retrieval_tasks()}
+        """Pool embeddings per retrieval task ``{task: (len(codes), dim)}``, and which codes some task cut."""
+        vectors, cut = {}, [False] * len(codes)
+        for task in self.retrieval_tasks():
+            rows, task_cut = self._tokenize(task, codes)
+            cut = [a or b for a, b in zip(cut, task_cut, strict=True)]
+            with self.autocast():
+                vectors[task] = embed(self.model, task, rows, self.pad_id, batch_size, self.device)
         return vectors, cut
 
-    def _tokenize(self, texts: list[str], pairs: list[str] | None = None) -> tuple[list[list[int]], list[bool]]:
+    def _tokenize(self, task: str, texts: list[str], pairs: list[str] | None = None,
+                  ) -> tuple[list[list[list[int]]], list[bool]]:
+        """Per text, its rows as ``task`` reads them, and whether any of it was cut."""
+        windowing = self.formats[task].windowing(self.tokenizer, self.max_length)
         # A fast tokenizer keeps its truncation setting as shared state, and `truncated` switches it off for a
         # moment: two threads tokenising at once could get untruncated ids. The server tokenises in threads.
         with self._tokenizer_lock:
-            ids = tokenize(self.tokenizer, texts, self.max_length, pairs)
-            return ids, truncated(self.tokenizer, texts, ids, self.max_length, pairs)
+            ids = tokenize(self.tokenizer, texts, self.max_length, pairs) if pairs is not None else encode_inputs(
+                self.tokenizer, texts, self.max_length, windowing)
+            cut = truncated(self.tokenizer, texts, ids, self.max_length, pairs, windowing)
+        return [windowing.split(row) if windowing else [row] for row in ids], cut
 
 
 def answer_row(item: Encoded, **fields: Any) -> dict[str, Any]:

@@ -59,7 +59,28 @@ def resolve_spec(task: TaskConfig) -> TaskSpec:
     if spec.metric not in valid:
         raise ConfigError(f"tasks.{task.name}.metric: {spec.metric!r} is not a metric of this {spec.kind} task; "
                           f"valid: {', '.join(valid)}")
+    check_input_options(task, spec.kind)
     return spec
+
+
+def check_input_options(task: TaskConfig, kind: TaskKind) -> None:
+    """The input and loss options a task sets must fit its kind; every mismatch at once, naming the field."""
+    problems = []
+    if task.long_inputs == "windows" and kind is TaskKind.GENERATION:
+        problems.append("long_inputs: windows is for classification and retrieval inputs, not generation prompts")
+    if task.long_inputs == "windows" and kind is TaskKind.PAIR and task.pair_encoding == "joint":
+        problems.append("long_inputs: windows needs pair_encoding: siamese (a joint pair's windows would hold "
+                        "one function or the other, never both)")
+    if task.pair_encoding == "siamese" and kind is not TaskKind.PAIR:
+        problems.append(f"pair_encoding: siamese is for pair tasks; this is a {kind} task")
+    classification = kind in (TaskKind.BINARY, TaskKind.PAIR)
+    for name, value in (("loss", task.loss != "bce"), ("pos_weight", task.pos_weight is not None),
+                        ("oversample_positives", task.oversample_positives is not None)):
+        if value and not classification:
+            problems.append(f"{name}: only classification tasks (binary, pair) have classes to weigh; "
+                            f"this is a {kind} task")
+    if problems:
+        raise ConfigError([f"tasks.{task.name}.{p}" for p in problems])
 
 
 def available_metrics(spec: TaskSpec) -> tuple[str, ...]:

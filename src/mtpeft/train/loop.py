@@ -111,7 +111,7 @@ class Session:
         """This process's share of the epoch's steps."""
         lengths = {t: self.built.encoded[t]["train"].lengths() for t in sorted(self.built.tasks)}
         plan = epoch_plan(lengths, self.config.train.batch_size, self.config.sampling.strategy,
-                          self.config.sampling.temperature, self.config.train.seed, epoch)
+                          self.config.sampling.temperature, self.config.train.seed, epoch, repeats=self.built.repeats)
         return shard_plan(plan, self.accelerator.process_index, self.accelerator.num_processes)
 
 
