@@ -71,7 +71,8 @@ def test_dump_round_trips(tmp_path):
     assert load_config(again) == cfg
 
 
-@pytest.mark.parametrize("name", ["quickstart", "paper-tasks", "paper-gpu", "generation", "generation-codexglue"])
+@pytest.mark.parametrize("name", ["quickstart", "paper-tasks", "paper-cpu", "paper-gpu", "generation",
+                                  "generation-codexglue"])
 def test_shipped_run_configs_validate(name):
     from mtpeft.tasks import resolve_spec
 

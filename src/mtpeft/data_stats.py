@@ -17,7 +17,8 @@ from mtpeft.tasks.builders.stdlib import csn_records
 
 
 def task_stats(config: RunConfig, with_tokens: bool = True) -> dict[str, Any]:
-    """Per task and split: examples, positives, and token-length percentiles for the config's model."""
+    """Per task and split: examples, positives, token-length percentiles of each input as the task reads it (a
+    siamese pair's inputs apart), and the share the task cuts (past ``max_length``, or past its windows)."""
     tokenizer = None
     if with_tokens:
         from mtpeft.models.backbone import load_backbone
@@ -28,16 +29,22 @@ def task_stats(config: RunConfig, with_tokens: bool = True) -> dict[str, Any]:
         data = load_task(task_cfg, config)
         splits = data.stats()
         if tokenizer is not None:
-            from mtpeft.data.encode import encode_examples
-            from mtpeft.run.build import prompt_format
+            from mtpeft.data.encode import InputFormat, encode_examples
+            from mtpeft.run.build import input_format, prompt_format
 
+            fmt = input_format(config, task_cfg.name)
+            windowing = fmt.windowing(tokenizer, config.train.max_length)
+            kept = config.train.max_length if windowing is None else windowing.coverage  # tokens an input keeps
             for split, examples in data.splits.items():
-                encoded = encode_examples(examples, data.spec.kind, tokenizer, 10**6, prompt_format(config, data.spec))
+                # every input whole (as the task reads it: a siamese pair's inputs apart) to see what is cut
+                encoded = encode_examples(examples, data.spec.kind, tokenizer, 10**6, prompt_format(config, data.spec),
+                                          InputFormat(siamese=fmt.siamese))
                 lengths = np.asarray(encoded.longest_inputs())
+                content = lengths - (0 if windowing is None else len(windowing.prefix) + len(windowing.suffix))
                 splits[split]["tokens"] = {
                     "p50": float(np.percentile(lengths, 50)), "p90": float(np.percentile(lengths, 90)),
                     "p99": float(np.percentile(lengths, 99)),
-                    "truncated_share": float(np.mean(lengths > config.train.max_length)),
+                    "truncated_share": float(np.mean(content > kept)),
                 }
         out[task_cfg.name] = {"source": data.source, "path": data.path, "kind": str(data.spec.kind), "splits": splits}
     return out
