@@ -78,3 +78,18 @@ def test_shipped_run_configs_validate(name):
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
     assert [resolve_spec(task).name for task in config.tasks] == [task.name for task in config.tasks]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"name": "clone", "long_inputs": "windows"}, "tasks.clone.long_inputs: windows needs pair_encoding: siamese"),
+    ({"name": "search", "pair_encoding": "siamese"}, "tasks.search.pair_encoding: siamese is for pair tasks"),
+    ({"name": "search", "pos_weight": "auto"}, "tasks.search.pos_weight: only classification tasks"),
+    ({"name": "flakiness", "max_windows": 8}, "tasks.flakiness.max_windows: set, but long_inputs is 'truncate'"),
+    ({"name": "flakiness", "focal_gamma": 1.0}, "tasks.flakiness.focal_gamma: set, but loss is 'bce'"),
+    ({"name": "flakiness", "pos_weight": -1}, "must be a positive number or auto"),
+])
+def test_input_and_loss_options_must_fit_the_task(entry, message):
+    from mtpeft.tasks import resolve_spec
+
+    with pytest.raises(ConfigError, match=message):
+        resolve_spec(config_from_dict({"name": "x", "tasks": [entry]}).tasks[0])

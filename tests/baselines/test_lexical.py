@@ -82,9 +82,21 @@ def test_pair_features_ignore_the_order_of_the_pair(search_task):
     assert probs[:len(examples)].mean() > probs[len(examples):].mean() + 0.05  # shared words mark a match
 
 
-def test_a_single_label_training_split_is_refused():
+def test_a_single_label_training_split_is_refused_and_the_run_records_why():
+    examples = [Example(str(i), f"int f{i}() {{ return {i}; }}", label=1) for i in range(4)]
     with pytest.raises(ValueError, match="only label 1"):
-        TfidfLogistic().fit([Example(str(i), f"int f{i}() {{ return {i}; }}", label=1) for i in range(4)])
+        TfidfLogistic().fit(examples)
+    spec = TaskSpec("flaky", TaskKind.BINARY, "f1", "?")
+    with pytest.warns(UserWarning, match="no lexical baseline"):
+        result = lexical_baseline(spec, examples, examples)
+    assert result.skipped and "only label 1" in result.skipped and not result.outputs
+
+
+def test_tiny_training_splits_keep_every_word():
+    examples = [Example(str(i), f"int f{i}() {{ return {'strcpy' if i % 2 else 'strncpy'}(a{i}, b); }}", label=i % 2)
+                for i in range(6)]  # no 1-2-gram but the shared ones occurs twice among 6 functions
+    probabilities = TfidfLogistic().fit(examples).probabilities(examples)
+    assert probabilities.shape == (6,)
 
 
 def test_generation_baseline_copies_the_input():

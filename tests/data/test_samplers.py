@@ -54,3 +54,22 @@ def test_shard_plan_gives_equal_disjoint_steps():
     shards = [shard_plan(plan, r, 3) for r in range(3)]
     assert [len(s) for s in shards] == [3, 3, 3]
     assert not set.intersection(*({s[0][1][0] for s in sh} for sh in shards))
+
+
+def test_oversampled_copies_never_share_a_batch_and_every_epoch_is_as_long():
+    import random
+
+    from mtpeft.data.samplers import task_batches
+
+    lengths = [random.Random(i).randint(5, 50) for i in range(1000)]
+    repeats = [3.5 if i % 27 == 0 else 1.0 for i in range(1000)]  # 38 positives, oversampled 3.5 times
+    sizes = set()
+    for epoch in range(3):
+        batches = task_batches(lengths, 16, random.Random(epoch), repeats=repeats)
+        assert all(len(batch) == len(set(batch)) for batch in batches)
+        seen = [i for batch in batches for i in batch]
+        positives = [i for i in seen if i % 27 == 0]
+        assert len(positives) == 38 * 3 + 19  # three whole copies each, and half of them a fourth time
+        assert len(seen) - len(positives) == 1000 - 38
+        sizes.add(len(batches))
+    assert len(sizes) == 1

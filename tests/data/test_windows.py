@@ -30,6 +30,7 @@ def test_windows_cover_the_input_up_to_the_cap(length, stride, cap):
     assert set(covered) == set(tokens[:windowing.coverage])  # nothing skipped, nothing invented
     starts = [w[1] for w in windows]
     assert starts == [100 + k * stride for k in range(len(windows))]
+    assert windowing.count(length) == len(windows) and windowing.tokens(length) == sum(map(len, windows))
 
 
 def test_encoded_windows_hold_the_whole_function_with_special_tokens(tokenizer):

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from mtpeft.config import config_from_dict
 from mtpeft.run import evaluate_run
@@ -29,7 +30,8 @@ def config(tmp_path, long_inputs: str):
     data = {"binary": write_jsonl(tmp_path / "binary.jsonl", long_binary_rows(48)),
             "pair": write_jsonl(tmp_path / "pair.jsonl", pair_rows(48)),
             "search": write_jsonl(tmp_path / "search.jsonl", search_rows(48))}
-    windows = {"long_inputs": long_inputs, "max_windows": 4, "window_pooling": "max"}
+    windows = {"long_inputs": long_inputs} | ({"max_windows": 4, "window_pooling": "max"}
+                                              if long_inputs == "windows" else {})
     return config_from_dict({
         "name": f"long-{long_inputs}", "model": "tiny-bert", "method": "lora", "method_args": {"r": 4, "alpha": 8},
         "tasks": [
@@ -63,6 +65,10 @@ def test_a_windowed_siamese_run_reloads_to_the_same_scores(runs):
     again = evaluate_run(runs["windows"], split="test").as_json()["tasks"]
     for task in ("overflow", "same", "find"):
         assert again[task]["test"] == stored[task]["test"], task
+    config = yaml.safe_load((runs["windows"] / "config.yaml").read_text())
+    for entry in config["tasks"]:  # the data read again from its files: encoded as the run's training encoded it
+        reread = evaluate_run(runs["windows"], task=entry["name"], path=entry["path"], split="test").as_json()
+        assert reread["tasks"][entry["name"]]["test"] == stored[entry["name"]]["test"], entry["name"]
 
 
 def test_predict_and_serve_answer_as_the_evaluation_did(runs):

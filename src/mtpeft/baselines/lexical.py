@@ -15,6 +15,7 @@ threshold rule (tuned on validation, applied unchanged to test) and the same met
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -37,16 +38,22 @@ METHODS: dict[TaskKind, str] = {
 
 MAX_FEATURES = 200_000
 """Vocabulary cap of the TF-IDF models (most frequent 1-2-grams): bounds memory on large training sets."""
+MIN_DF = 2
+"""A 1-2-gram enters the vocabulary when it occurs in this many training texts (a hapax cannot generalise) ..."""
+SMALL = 100
+"""... unless the training split has fewer distinct texts than this, where every word counts."""
 
 
 @dataclass
 class LexicalResult:
-    """A lexical baseline fitted on one task: its outputs per split and the threshold tuned on validation."""
+    """A lexical baseline fitted on one task: its outputs per split and the threshold tuned on validation, or why
+    it could not be fitted (``skipped``: a training split with one label, or without a word seen twice)."""
 
     method: str
     outputs: dict[str, SplitOutput]
     threshold: float | None
     fit_time_s: float  # fitting and scoring every split
+    skipped: str | None = None
 
 
 def lexical_baseline(spec: TaskSpec, train: list[Example], validation: list[Example],
@@ -56,7 +63,11 @@ def lexical_baseline(spec: TaskSpec, train: list[Example], validation: list[Exam
     Classification tasks get the threshold that maximises the task's metric on ``validation``.
     """
     start = time.perf_counter()
-    predict = _fit(spec, train)
+    try:
+        predict = _fit(spec, train)
+    except ValueError as err:  # the run goes on: its report says why this baseline is missing
+        warnings.warn(f"task {spec.name!r}: no lexical baseline ({err})", stacklevel=2)
+        return LexicalResult(METHODS[spec.kind], {}, None, time.perf_counter() - start, skipped=str(err))
     splits = {"validation": validation, **(others or {})}
     outputs = {name: predict(examples) for name, examples in splits.items()}
     threshold = None
@@ -99,7 +110,7 @@ class TfidfLogistic:
         from sklearn.linear_model import LogisticRegression
 
         self.pair = pair
-        self.vectorizer = TfidfVectorizer(analyzer=_unigrams_and_bigrams, sublinear_tf=True, min_df=2,
+        self.vectorizer = TfidfVectorizer(analyzer=_unigrams_and_bigrams, sublinear_tf=True, min_df=MIN_DF,
                                           max_features=MAX_FEATURES, dtype=np.float32)
         self.classifier = LogisticRegression(class_weight="balanced", max_iter=1000)
 
@@ -109,6 +120,8 @@ class TfidfLogistic:
             raise ValueError(f"the training split holds only label {labels[0]}; a classifier needs both")
         texts = _texts(examples, self.pair)
         unique = _unique(texts)
+        if len(unique) < SMALL:  # too few texts for a word to be seen twice
+            self.vectorizer.set_params(min_df=1)
         vectors = self.vectorizer.fit_transform(unique)  # one tokenising pass over the training texts
         self.classifier.fit(self._combine(vectors, unique, texts, len(examples)), labels)
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtpeft.errors import ConfigError
 from mtpeft.tasks.spec import Example, TaskKind
 
 
@@ -23,6 +24,17 @@ class Windowing:
     def coverage(self) -> int:
         """Tokens of an input the windows can hold; the rest is cut."""
         return self.content + (self.max_windows - 1) * self.stride
+
+    def count(self, length: int) -> int:
+        """How many windows an input of ``length`` content tokens gets."""
+        return min(self.max_windows, 1 + max(0, -(-(length - self.content) // self.stride)))
+
+    def tokens(self, length: int) -> int:
+        """Tokens the windows of an input of ``length`` content tokens hold, special tokens included: what it
+        costs (equal to the total length of :meth:`split`'s windows)."""
+        windows = self.count(length)
+        covered = sum(min(self.content, max(length - k * self.stride, 0)) for k in range(windows))
+        return covered + windows * (len(self.prefix) + len(self.suffix))
 
     def split(self, tokens: list[int]) -> list[list[int]]:
         """The windows of ``tokens`` (content without special tokens), each with its special tokens.
@@ -55,9 +67,13 @@ class InputFormat:
         prefix, suffix = special_tokens(tokenizer)
         content = max_length - len(prefix) - len(suffix)
         if content < 2:
-            raise ValueError(f"max_length {max_length} leaves no room for a window's content next to its "
-                             f"{len(prefix) + len(suffix)} special tokens")
-        stride = min(self.window_stride or max(content // 2, 1), content)
+            raise ConfigError(f"train.max_length: {max_length} leaves no room for a window's content next to its "
+                              f"{len(prefix) + len(suffix)} special tokens")
+        if self.window_stride is not None and self.window_stride > content:
+            raise ConfigError(f"window_stride: {self.window_stride} is more than a window holds ({content} tokens "
+                              f"besides special tokens at max_length {max_length}): tokens between windows would be "
+                              "skipped")
+        stride = self.window_stride or max(content // 2, 1)
         return Windowing(content, stride, self.max_windows, tuple(prefix), tuple(suffix))
 
 
@@ -102,8 +118,9 @@ class EncodedSplit:
         """Tokens per example (both inputs, every window; prompt + target for generation): what a batch costs."""
         if self.kind is TaskKind.GENERATION:
             return [len(a) + len(b) for a, b in zip(self.ids, self.pair_ids, strict=True)]
-        return [sum(map(len, self.rows(i))) + (sum(map(len, self.rows(i, True))) if self.two_inputs else 0)
-                for i in range(len(self))]
+        inputs = [self.ids, self.pair_ids] if self.two_inputs else [self.ids]
+        cost = self.windowing.tokens if self.windowing else int
+        return [sum(cost(len(side[i])) for side in inputs) for i in range(len(self))]
 
     def longest_inputs(self) -> list[int]:
         """Tokens of each example's longest single input (what truncation is applied to)."""

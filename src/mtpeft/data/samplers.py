@@ -11,11 +11,12 @@ run rebuilds the same plan and skips the steps it already took.
 
 Within a task, batches are length-bucketed: shuffled, cut into mega-batches, sorted by length inside
 each mega-batch and chunked, so batches pad little but still differ from epoch to epoch. ``repeats`` (an
-oversampled class) makes an example appear that many times per epoch, the fraction drawn per epoch.
+oversampled class) makes an example appear that many times per epoch, each copy in a pass of its own.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -26,18 +27,37 @@ _MEGA = 32  # batches per mega-batch when bucketing by length
 
 def task_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, bucket: bool = True,
                  repeats: Sequence[float] | None = None) -> list[list[int]]:
-    """One pass over a task's examples as shuffled batches (length-bucketed when ``bucket``); with ``repeats``,
-    example ``i`` appears ``repeats[i]`` times (the fractional part with that probability)."""
-    order = list(range(len(lengths))) if repeats is None else [
-        i for i, r in enumerate(repeats) for _ in range(int(r) + (rng.random() < r - int(r)))]
+    """One pass over a task's examples as shuffled batches (length-bucketed when ``bucket``).
+
+    With ``repeats``, example ``i`` appears ``repeats[i]`` times: every copy beyond the first comes in a pass of its
+    own (the fractional part as a fixed number of randomly chosen examples), batched apart, so no batch holds two
+    copies of one example and every epoch has as many batches.
+    """
+    passes = [list(range(len(lengths))), *extra_passes(repeats or [], rng)]
+    batches = [batch for order in passes for batch in _batched(order, lengths, batch_size, rng, bucket)]
+    rng.shuffle(batches)
+    return batches
+
+
+def extra_passes(repeats: Sequence[float], rng: random.Random) -> list[list[int]]:
+    """Pass ``k`` (from 1) holds the examples repeated more than ``k`` times; of those repeated between ``k`` and
+    ``k + 1`` times, ``round(sum of their fractions)`` chosen at random."""
+    passes = []
+    for k in range(1, math.ceil(max(repeats, default=1))):
+        whole = [i for i, r in enumerate(repeats) if r >= k + 1]
+        partial = [i for i, r in enumerate(repeats) if k < r < k + 1]
+        passes.append(whole + rng.sample(partial, round(sum(repeats[i] - k for i in partial))))
+    return passes
+
+
+def _batched(order: list[int], lengths: Sequence[int], batch_size: int, rng: random.Random,
+             bucket: bool) -> list[list[int]]:
     rng.shuffle(order)
     if bucket:
         mega = batch_size * _MEGA
         order = [i for start in range(0, len(order), mega)
                  for i in sorted(order[start:start + mega], key=lambda i: lengths[i])]
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def sampling_probabilities(sizes: dict[str, int], temperature: float) -> dict[str, float]:
@@ -66,7 +86,8 @@ def epoch_plan(
         return _round_robin(batches, tasks)
     if strategy in ("proportional", "temperature"):
         t = 1.0 if strategy == "proportional" else temperature
-        return _sampled(batches, {task: len(lengths[task]) for task in tasks}, tasks, rng, t)
+        sizes = {task: sum((repeats or {}).get(task) or [1] * len(lengths[task])) for task in tasks}
+        return _sampled(batches, sizes, tasks, rng, t)
     raise ValueError(f"unknown sampling strategy {strategy!r}; valid: proportional, round_robin, temperature")
 
 

@@ -21,7 +21,10 @@ class ClassificationHead(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(inputs * hidden, hidden // 2), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(hidden // 2, 1))
-        self.pos_weight, self.focal_gamma = pos_weight, focal_gamma
+        self.focal_gamma = focal_gamma
+        # a buffer follows the head to its device; not persistent: a loss setting, not a weight to store
+        self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(float(pos_weight)),
+                             persistent=False)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.net(pooled).squeeze(-1)  # (batch,)
@@ -45,7 +48,7 @@ class SiameseHead(ClassificationHead):
         return self.net(torch.cat([first, second, (first - second).abs(), first * second], dim=-1)).squeeze(-1)
 
 
-def binary_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: float | None = None,
+def binary_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: float | torch.Tensor | None = None,
                 focal_gamma: float | None = None) -> torch.Tensor:
     """Mean binary cross-entropy over the batch; ``pos_weight`` multiplies the positives' terms, and
     ``focal_gamma`` scales every term by ``(1 - p_t) ** gamma`` (focal loss, Lin et al. 2017), where ``p_t`` is
@@ -57,7 +60,7 @@ def binary_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: float | 
         (0.7201, 2.1603)
     """
     logits, labels = logits.float(), labels.float()
-    weight = None if pos_weight is None else torch.tensor(pos_weight, device=logits.device)
+    weight = None if pos_weight is None else torch.as_tensor(pos_weight, device=logits.device)
     terms = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight, reduction="none")
     if focal_gamma:
         p = torch.sigmoid(logits)

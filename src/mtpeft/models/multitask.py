@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ class TaskOptions:
     """What a task sets in the shared model besides its kind: how its window vectors pool into one, whether its
     pairs are encoded apart (siamese), and its classification loss."""
 
-    window_pooling: str = "max"
+    window_pooling: Literal["max", "mean"] = "max"
     siamese: bool = False
     pos_weight: float | None = None
     focal_gamma: float | None = None

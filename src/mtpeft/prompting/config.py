@@ -12,7 +12,6 @@ from mtpeft.config import (
     RUNS_DIR,
     Baselines,
     RunConfig,
-    Split,
     TaskConfig,
     TrainConfig,
     load_yaml_model,
@@ -31,7 +30,8 @@ class PromptConfig(BaseModel):
                                     "splits and caps).")
     seed: int = Field(DEFAULT_SEED, description="Seed of the data splits (use the fine-tuned runs' train.seed to "
                       "get their test set) and of random demonstrations.")
-    split: Split = Field("test", description="Split that is prompted and scored.")
+    split: Literal["validation", "test"] = Field(
+        "test", description="Split that is prompted and scored (training examples are the demonstrations).")
     mode: Literal["generate", "score"] = Field(
         "generate", description="generate: greedy answer, parsed by parse_rule; score: compare the next-token "
         "probabilities of yes and no after the prompt (no generation). Code search always re-ranks by score.")

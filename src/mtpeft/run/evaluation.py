@@ -114,6 +114,8 @@ def summarise(specs: dict[str, TaskSpec], outputs: dict[str, dict[str, SplitOutp
 
 
 def _lexical_entry(result: LexicalResult) -> dict[str, Any]:
+    if result.skipped:
+        return {"method": result.method, "skipped": result.skipped}
     return {"method": result.method, "threshold": result.threshold,
             **{split: score(out, _threshold(result)) for split, out in result.outputs.items()}}
 

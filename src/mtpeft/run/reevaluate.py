@@ -11,7 +11,7 @@ from mtpeft.data.encode import encode_examples
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.runner import run_split
 from mtpeft.run.artifacts import load_trained
-from mtpeft.run.build import prompt_format
+from mtpeft.run.build import input_format, prompt_format
 from mtpeft.run.device import make_accelerator
 from mtpeft.run.evaluation import summarise
 from mtpeft.tasks import load_task
@@ -44,7 +44,8 @@ def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = No
         else:
             examples = _new_examples(trained, name, source, path, split)
             encoded = encode_examples(examples, data.spec.kind, built.backbone.tokenizer, config.train.max_length,
-                                      prompt_format(config, data.spec, built.backbone.seq2seq))
+                                      prompt_format(config, data.spec, built.backbone.seq2seq),
+                                      input_format(config, name))
         outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, config.train.eval_batch_size,
                                          accelerator.device, accelerator.autocast,
                                          built.generator(config.train.num_beams))

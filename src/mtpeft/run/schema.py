@@ -54,6 +54,7 @@ class LexicalScores(_Record):
     validation: Scores | None = None
     test: Scores | None = None
     all: Scores | None = None
+    skipped: str | None = None  # why it could not be fitted (then it has no scores)
 
     def split(self, name: str) -> Scores | None:
         return getattr(self, name, None) if name in ("validation", "test", "all") else None

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mtpeft.data.collate import Rows
-from mtpeft.data.encode import encode_inputs, prompt_ids, prompts_cut, tokenize, truncated
+from mtpeft.data.encode import Windowing, encode_inputs, prompt_ids, prompts_cut, tokenize, truncated
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD
 from mtpeft.evaluate.runner import embed
@@ -69,6 +69,8 @@ class Predictor:
         self.thresholds = trained.thresholds
         self.max_length = config.train.max_length
         self.formats = {name: input_format(config, name) for name in self.specs}
+        # computed once: finding a tokenizer's special tokens tokenises outside the lock (see _tokenize)
+        self.windowings = {name: fmt.windowing(self.tokenizer, self.max_length) for name, fmt in self.formats.items()}
         self._tokenizer_lock = threading.Lock()
         if merge:
             self.model.encoder = merge_adapter(self.model.encoder, config.method)
@@ -151,8 +153,12 @@ class Predictor:
     def embed_pool(self, codes: list[str], batch_size: int) -> tuple[dict[str, torch.Tensor], list[bool]]:
         """Pool embeddings per retrieval task ``{task: (len(codes), dim)}``, and which codes some task cut."""
         vectors, cut = {}, [False] * len(codes)
+        tokenised: dict[Windowing | None, tuple[list[list[list[int]]], list[bool]]] = {}
         for task in self.retrieval_tasks():
-            rows, task_cut = self._tokenize(task, codes)
+            windowing = self.windowings[task]
+            if windowing not in tokenised:  # tasks that read inputs alike share one tokenisation of the pool
+                tokenised[windowing] = self._tokenize(task, codes)
+            rows, task_cut = tokenised[windowing]
             cut = [a or b for a, b in zip(cut, task_cut, strict=True)]
             with self.autocast():
                 vectors[task] = embed(self.model, task, rows, self.pad_id, batch_size, self.device)
@@ -161,7 +167,7 @@ class Predictor:
     def _tokenize(self, task: str, texts: list[str], pairs: list[str] | None = None,
                   ) -> tuple[list[list[list[int]]], list[bool]]:
         """Per text, its rows as ``task`` reads them, and whether any of it was cut."""
-        windowing = self.formats[task].windowing(self.tokenizer, self.max_length)
+        windowing = self.windowings[task]
         # A fast tokenizer keeps its truncation setting as shared state, and `truncated` switches it off for a
         # moment: two threads tokenising at once could get untruncated ids. The server tokenises in threads.
         with self._tokenizer_lock:

@@ -55,8 +55,8 @@ def estimate_affinity(config: RunConfig, steps: int = 20, lookahead_lr: float | 
     shared = [p for p in model.encoder.parameters() if p.requires_grad]
     optimizer = make_optimizer(model.encoder, [model.heads], config.train)
     lengths = {t: built.encoded[t]["train"].lengths() for t in tasks}
-    epochs = (epoch_plan(lengths, config.train.batch_size, "round_robin", 1.0, config.train.seed, epoch)
-              for epoch in count())
+    epochs = (epoch_plan(lengths, config.train.batch_size, "round_robin", 1.0, config.train.seed, epoch,
+                         repeats=built.repeats) for epoch in count())
     plan = list(islice(chain.from_iterable(epochs), steps))
     flops = flop_model(model.encoder, built.backbone.model.config)
     cosine, lookahead, spent = np.zeros((len(tasks),) * 2), np.zeros((len(tasks),) * 2), 0

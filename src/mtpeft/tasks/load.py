@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -73,6 +74,12 @@ def check_input_options(task: TaskConfig, kind: TaskKind) -> None:
                         "one function or the other, never both)")
     if task.pair_encoding == "siamese" and kind is not TaskKind.PAIR:
         problems.append(f"pair_encoding: siamese is for pair tasks; this is a {kind} task")
+    # a setting moved from its default where it does nothing (a resolved config.yaml spells out every default)
+    unused = [name for name in ("window_stride", "max_windows", "window_pooling") if _changed(task, name)]
+    if unused and task.long_inputs != "windows":
+        problems.append(f"{', '.join(unused)}: set, but long_inputs is {task.long_inputs!r}; add long_inputs: windows")
+    if _changed(task, "focal_gamma") and task.loss != "focal":
+        problems.append("focal_gamma: set, but loss is 'bce'; add loss: focal")
     classification = kind in (TaskKind.BINARY, TaskKind.PAIR)
     for name, value in (("loss", task.loss != "bce"), ("pos_weight", task.pos_weight is not None),
                         ("oversample_positives", task.oversample_positives is not None)):
@@ -81,6 +88,13 @@ def check_input_options(task: TaskConfig, kind: TaskKind) -> None:
                             f"this is a {kind} task")
     if problems:
         raise ConfigError([f"tasks.{task.name}.{p}" for p in problems])
+    if task.pos_weight == "auto" and task.oversample_positives == "auto":
+        warnings.warn(f"tasks.{task.name}: pos_weight: auto and oversample_positives: auto both make up for the rare "
+                      "class, so positives count about (negatives/positives)^2 times; keep one", stacklevel=2)
+
+
+def _changed(task: TaskConfig, name: str) -> bool:
+    return getattr(task, name) != TaskConfig.model_fields[name].default
 
 
 def available_metrics(spec: TaskSpec) -> tuple[str, ...]:
