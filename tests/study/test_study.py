@@ -60,7 +60,7 @@ def test_stored_bytes_are_the_files_on_disk(study_dir: Path) -> None:
     for record in collect(study_dir)[0]:
         module = record.path / ("model" if record.method == "full" else "adapter")
         files = dir_bytes(module, record.path / "heads.safetensors", record.path / "heads.json")
-        assert record.ledger["storage"]["bytes_total"] == files
+        assert record.ledger.storage.bytes_total == files
 
 
 def test_report_has_both_tables_the_ledger_and_plots_with_data(study_dir: Path) -> None:
@@ -99,7 +99,7 @@ def test_learning_curve_sweeps_training_sizes(tmp_path: Path) -> None:
     args = [*tiny_study_args(tmp_path), "axes.setting=[mft]", "axes.method=[lora]", "axes.train_examples=[16, 48]"]
     run_study(load_study(CONFIGS / "study-smoke.yaml", args), echo=False)
     records, _ = collect(tmp_path)
-    assert sorted(r.ledger["meta_info"]["data"]["search"]["train"]["examples"] for r in records) == [16, 48]
+    assert sorted(r.ledger.meta_info.data["search"]["train"]["examples"] for r in records) == [16, 48]
     report = (tmp_path / "report.md").read_text()
     assert "Learning curve" in report and "largest size, 48 training examples" in report
     curve = (tmp_path / "tables" / "learning_curve.csv").read_text().splitlines()
