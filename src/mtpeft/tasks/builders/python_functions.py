@@ -16,7 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from mtpeft.errors import DataError
-from mtpeft.tasks.readers.csn import first_docstring_sentence
+from mtpeft.tasks.builders.mined_cache import cache_key, cached
+from mtpeft.tasks.readers import csn
 
 _SKIP_DIRS = {"test", "tests", "idlelib", "site-packages", "lib2to3", "__pycache__", "turtledemo", "ensurepip"}
 
@@ -41,12 +42,20 @@ def stdlib_root() -> Path:
 
 @lru_cache(maxsize=4)
 def mine_functions(root: Path, min_lines: int = 3, min_query_words: int = 3) -> tuple[MinedFunction, ...]:
-    """Every kept function under ``root`` (a folder or a single ``.py`` file), in a stable order."""
+    """Every kept function under ``root`` (a folder or a single ``.py`` file), in a stable order.
+
+    Kept in memory for the process and on disk across processes (:mod:`mtpeft.tasks.builders.mined_cache`).
+    """
     if not root.exists():
         raise DataError(f"{root}: no such folder (expected Python source to mine)")
     files = [root] if root.is_file() else sorted(
         p for p in root.rglob("*.py") if not _SKIP_DIRS.intersection(p.relative_to(root).parts[:-1])
     )
+    key = cache_key([Path(__file__), Path(csn.__file__)], root, files, min_lines, min_query_words)
+    return cached(MinedFunction, key, lambda: _mine(root, files, min_lines, min_query_words))
+
+
+def _mine(root: Path, files: list[Path], min_lines: int, min_query_words: int) -> list[MinedFunction]:
     seen: set[str] = set()
     mined: list[MinedFunction] = []
     for file in files:
@@ -58,7 +67,7 @@ def mine_functions(root: Path, min_lines: int = 3, min_query_words: int = 3) -> 
             if digest not in seen:
                 seen.add(digest)
                 mined.append(fn)
-    return tuple(mined)
+    return mined
 
 
 def _functions_in(file: Path, rel: str, min_lines: int, min_query_words: int) -> list[MinedFunction]:
@@ -78,7 +87,7 @@ def _functions_in(file: Path, rel: str, min_lines: int, min_query_words: int) ->
         doc = ast.get_docstring(node, clean=True)
         if not doc:
             continue
-        query = first_docstring_sentence(doc)
+        query = csn.first_docstring_sentence(doc)
         if len(query.split()) < min_query_words:
             continue
         try:
