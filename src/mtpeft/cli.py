@@ -6,6 +6,7 @@ stderr and exit with code 2; anything else keeps its traceback.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from functools import wraps
@@ -210,6 +211,8 @@ def serve(
     from mtpeft.serve import Limits
     from mtpeft.serve import serve as run_server
 
+    if api_key is None and os.environ.get("MTPEFT_API_KEY") == "":
+        api_key = ""  # click reads an empty variable as unset; create_app refuses an empty key instead
     limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items, max_body_bytes=max_body_bytes)
     run_server(run, host, port, api_key=api_key, merge=merge, limits=limits)
 

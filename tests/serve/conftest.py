@@ -15,7 +15,7 @@ from tests.conftest import write_jsonl
 
 API_KEY = "test-key-123"
 LIMITS = Limits(max_batch=16, max_wait_ms=50, max_items=8, max_body_bytes=64 * 1024, max_indexes=2,
-                max_index_items=100, max_top_k=20)
+                max_index_items=100, max_top_k=20, max_text_chars=5000)
 MAX_LENGTH = 48
 
 

@@ -71,10 +71,13 @@ def test_retrieval_ranks_the_pool_like_the_server(tiny_run, server, tmp_path):
                                       "column 14)"),
     ('["a"]\n', ":1: expected a JSON object, got list"),
     ("\n\n", ": no inputs"),
+    (b'{"code": "a"}\n{"code": "caf\xe9"}\n', ":2: not UTF-8 text (byte 14 of the line is 0xe9)"),
+    ('{"code": "a\\ud800"}\n', ":1: field 'code': Value error, not valid Unicode text: a lone surrogate at "
+                              "character 1"),
 ])
 def test_a_bad_line_names_file_line_and_field(tiny_run, tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
-    path.write_text(content)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
     result = predict(str(tiny_run), "--task", "overflow", "--input", str(path))
     assert result.exit_code == 2
     assert f"error: {path}{message}" in result.stderr, result.stderr
@@ -86,6 +89,7 @@ def test_a_bad_line_names_file_line_and_field(tiny_run, tmp_path, content, messa
     (["--task", "find"], "--pool: needed for retrieval tasks"),
     (["--task", "overflow", "--pool", "p.jsonl"], "'overflow' is a binary task"),
     (["--task", "overflow", "--input", "missing.jsonl"], "missing.jsonl: no such file"),
+    (["--task", "overflow", "--output", "."], ".: is a folder; --output takes the path of a jsonl file"),
 ])
 def test_predict_usage_errors_exit_2(tiny_run, args, message):
     result = predict(str(tiny_run), *args, stdin='{"code": "x"}\n')

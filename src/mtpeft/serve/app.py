@@ -12,15 +12,20 @@ a file a request names: everything it answers comes from the run loaded at start
 
 import asyncio
 import hmac
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
+from pydantic import BaseModel
 
 from mtpeft import __version__
+from mtpeft.errors import ConfigError
 from mtpeft.serve.batcher import Batcher, QueueFull
 from mtpeft.serve.body_limit import BodyLimit
 from mtpeft.serve.index import IndexStore, NoSuchIndex, SearchIndex, TooManyIndexes
@@ -43,9 +48,29 @@ API_KEY_HEADER = "X-API-Key"
 _STATUS = {NoSuchIndex: 404, TooManyIndexes: 409, QueueFull: 503}
 
 
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+_ERRORS = {  # what each status means, for the OpenAPI page (422 is FastAPI's own)
+    400: "The body is not JSON text (e.g. not UTF-8).",
+    401: f"Missing or wrong API key (header {API_KEY_HEADER}).",
+    404: "No index of that name.",
+    409: "The index store is full.",
+    413: "The request body is over the size limit.",
+    503: "Too many items are waiting for the model; retry later.",
+}
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorDetail, "description": _ERRORS[code]} for code in codes}
+
+
 def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
     """The service for ``predictor``'s run; requests are merged into batches by one :class:`Batcher`."""
     limits = limits or Limits()
+    if api_key is not None:
+        check_api_key(api_key)
     batcher = Batcher(predictor.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue)
     indexes = IndexStore(limits.max_indexes)
 
@@ -60,10 +85,12 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
     app = FastAPI(title=f"mtpeft: {predictor.name}", version=__version__, lifespan=lifespan,
                   description=f"Every task of run {predictor.name!r} ({predictor.model_name}) behind one shared "
                               "backbone; see docs/serving.md.",
-                  dependencies=[Depends(_key_check(api_key))] if api_key else [])
+                  dependencies=[Depends(_key_check(api_key))] if api_key else [],
+                  responses=_responses(400, 413, *([401] if api_key else [])))
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     for error, code in _STATUS.items():
         app.add_exception_handler(error, _json_error(code))
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
@@ -79,7 +106,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
 
     predict_model = predict_request(predictor.specs, limits)
     if predict_model is not None:
-        @app.post("/v1/predict", response_model=PredictResponse, response_model_exclude_none=True)
+        @app.post("/v1/predict", response_model=PredictResponse, response_model_exclude_none=True,
+                  responses=_responses(503))
         async def predict(request: predict_model) -> dict[str, Any]:  # type: ignore[valid-type]
             encoded = await asyncio.to_thread(predictor.encode_mixed, request.items)
             outputs = await batcher.submit(encoded)
@@ -89,7 +117,7 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
     if search_models is not None:
         index_model, search_model = search_models
 
-        @app.post("/v1/search/index", response_model=IndexResponse)
+        @app.post("/v1/search/index", response_model=IndexResponse, responses=_responses(409, 503))
         async def upload_index(request: index_model) -> IndexResponse:  # type: ignore[valid-type]
             name, items = request.name, request.items
             indexes.check_room(name)
@@ -97,12 +125,12 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
             indexes.put(name, SearchIndex([it.id for it in items], vectors, sum(cut)))
             return IndexResponse(name=name, size=len(items), tasks=sorted(vectors), truncated=sum(cut))
 
-        @app.delete("/v1/search/index/{name}", status_code=204)
+        @app.delete("/v1/search/index/{name}", status_code=204, responses=_responses(404))
         async def delete_index(name: str) -> Response:
             indexes.delete(name)
             return Response(status_code=204)
 
-        @app.post("/v1/search", response_model=SearchResponse)
+        @app.post("/v1/search", response_model=SearchResponse, responses=_responses(404, 503))
         async def search(request: search_model) -> SearchResponse:  # type: ignore[valid-type]
             index = indexes.get(request.index)  # 404 before any model work
             [query] = await asyncio.to_thread(predictor.encode, request.task, [request])
@@ -112,6 +140,16 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
                                   truncated=query.truncated)
 
     return app
+
+
+def check_api_key(api_key: str) -> None:
+    """An empty key would turn authentication off unseen; a non-ASCII one cannot travel in a header."""
+    if not api_key:
+        raise ConfigError("the API key (--api-key or MTPEFT_API_KEY) is empty; give a key, or unset it to serve "
+                          "without one")
+    if not (api_key.isascii() and api_key.isprintable()) or api_key != api_key.strip():
+        raise ConfigError("the API key (--api-key or MTPEFT_API_KEY) must be printable ASCII without surrounding "
+                          "spaces: an HTTP header cannot carry anything else reliably")
 
 
 def _key_check(api_key: str) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -132,3 +170,21 @@ def _json_error(code: int) -> Callable[[Request, Exception], Coroutine[Any, Any,
         return JSONResponse({"detail": str(err)}, status_code=code)
 
     return handler
+
+
+async def _validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, with the offending input made writable: NaN/Infinity and lone surrogates parse
+    as JSON but cannot be written back as JSON (they would turn a 422 into a 500)."""
+    return JSONResponse({"detail": _writable(jsonable_encoder(err.errors()))}, status_code=422)
+
+
+def _writable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_writable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _writable(v) for k, v in value.items()}
+    return value

@@ -12,7 +12,9 @@ class Limits:
     """Bounds of the HTTP service (the CLI flags of `mtpeft serve` set the first five).
 
     Inputs longer than the run's ``train.max_length`` tokens are cut, as in training, and the answer
-    says ``truncated: true``; the body size bounds the characters a request can send at all.
+    says ``truncated: true``. A text is tokenised whole before it is cut, so ``max_text_chars`` bounds the
+    work one text costs (a 4 MB string would hold the tokenizer for half a minute); the body size bounds
+    what a request can send at all.
     """
 
     max_batch: int = 32  # items per forward pass
@@ -23,6 +25,7 @@ class Limits:
     max_indexes: int = 8  # search indexes kept in memory
     max_index_items: int = 5000  # codes per search index
     max_top_k: int = 100  # hits per search
+    max_text_chars: int = 200_000  # characters per code or query (422 above): tokenising is paid before any cut
 
     def __post_init__(self) -> None:
         bad = [f.name for f in fields(self) if getattr(self, f.name) <= 0]

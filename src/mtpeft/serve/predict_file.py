@@ -35,6 +35,8 @@ def predict_file(run_dir: str | Path, task: str, source: str = STDIO, target: st
     ``{"query"}`` ranked against ``pool`` (jsonl of ``{"id", "code"}``); an ``id`` field is passed through.
     A generation task answers ``{"text"}``: the decoded output, prompted as in training.
     """
+    if target != STDIO and Path(target).is_dir():
+        raise DataError(f"{target}: is a folder; --output takes the path of a jsonl file to write")
     predictor = Predictor.from_run(run_dir, merge=merge)
     if task in predictor.generation:
         if pool is not None:
@@ -80,8 +82,13 @@ def read_models(source: str, model: type[M], expected: str) -> list[M]:
     if source != STDIO and not Path(source).is_file():
         raise DataError(f"{source}: no such file")
     out: list[M] = []
-    with nullcontext(sys.stdin) if source == STDIO else Path(source).open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with nullcontext(sys.stdin.buffer) if source == STDIO else Path(source).open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{name}:{number}: not UTF-8 text (byte {err.start + 1} of the line is "
+                                f"{raw[err.start]:#04x}); save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:

@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, field_validator
 
 from mtpeft.serve.limits import Limits
 from mtpeft.tasks.spec import TaskKind, TaskSpec
 
-Ident = str | int
+
+def well_formed(text: str) -> str:
+    """Refuse lone surrogates: JSON can escape them (``"\\ud800"``), but they are not Unicode text, and
+    neither a tokenizer nor a JSON writer takes them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"not valid Unicode text: a lone surrogate at character {err.start}") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(well_formed)]
+Ident = Text | int
 
 
 class _Strict(BaseModel):
@@ -30,20 +42,20 @@ class _Input(_Strict):
 class CodeInput(_Input):
     """One input of a binary task."""
 
-    code: str = Field(description="The code to classify.")
+    code: Text = Field(description="The code to classify.")
 
 
 class PairInput(_Input):
     """One input of a pair task: both codes are encoded jointly, as in training."""
 
-    code1: str = Field(description="The first input (e.g. a function, or a docstring).")
-    code2: str = Field(description="The second input.")
+    code1: Text = Field(description="The first input (e.g. a function, or a docstring).")
+    code2: Text = Field(description="The second input.")
 
 
 class QueryInput(_Input):
     """One query of a retrieval task, ranked against a pool of code."""
 
-    query: str = Field(description="Natural-language query.")
+    query: Text = Field(description="Natural-language query.")
 
 
 INPUTS: dict[TaskKind, type[_Input]] = {TaskKind.BINARY: CodeInput, TaskKind.PAIR: PairInput,
@@ -59,7 +71,28 @@ class PoolItem(_Strict):
     """One code of a search pool."""
 
     id: Ident = Field(description="Returned in search hits.")
-    code: str = Field(description="The code to index.")
+    code: Text = Field(description="The code to index.")
+
+
+class _IndexUpload(_Strict):
+    """Ids must be unique, also as text (``1`` and ``"1"`` would be the same hit to a client)."""
+
+    @field_validator("items", check_fields=False)
+    @classmethod
+    def _unique_ids(cls, items: list[PoolItem]) -> list[PoolItem]:
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            j = first.setdefault(str(item.id), i)
+            if j != i:
+                raise ValueError(f"ids must be unique: items {j} and {i} both have id {str(item.id)!r}")
+        return items
+
+
+def bounded_text(kind: TaskKind, limits: Limits) -> dict[str, Any]:
+    """The text fields of an input of ``kind`` capped at ``limits.max_text_chars`` (for create_model)."""
+    return {name: (Text, Field(max_length=limits.max_text_chars,
+                               description=INPUTS[kind].model_fields[name].description))
+            for name in input_fields(kind)}
 
 
 def tasks_of(specs: dict[str, TaskSpec], *kinds: TaskKind) -> list[str]:
@@ -75,7 +108,8 @@ def predict_request(specs: dict[str, TaskSpec], limits: Limits) -> type[BaseMode
         if names:
             task = Literal[tuple(names)]  # type: ignore[valid-type]
             variants.append(create_model(f"{kind.value.title()}Item", __base__=INPUTS[kind],
-                                         task=(task, Field(description=f"One of the run's {kind} tasks."))))
+                                         task=(task, Field(description=f"One of the run's {kind} tasks.")),
+                                         **bounded_text(kind, limits)))
     if not variants:
         return None
     item: Any = variants[0] if len(variants) == 1 else Annotated[Union[tuple(variants)],  # noqa: UP007
@@ -90,17 +124,20 @@ def search_requests(specs: dict[str, TaskSpec], limits: Limits) -> tuple[type[Ba
     names = tasks_of(specs, TaskKind.RETRIEVAL)
     if not names:
         return None
+    item = create_model("PoolItem", __base__=PoolItem,
+                        code=(Text, Field(max_length=limits.max_text_chars, description="The code to index.")))
     index = create_model(
-        "IndexRequest", __base__=_Strict,
+        "IndexRequest", __base__=_IndexUpload,
         name=(str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="Index name (replaces one of that name).")),
-        items=(list[PoolItem], Field(min_length=1, max_length=limits.max_index_items, description="The code pool.")),
+        items=(list[item], Field(min_length=1, max_length=limits.max_index_items,
+                                 description="The code pool; ids unique.")),
     )
     task = Literal[tuple(names)]  # type: ignore[valid-type]
     search = create_model(
         "SearchRequest", __base__=_Strict,
         task=(task, Field(description="One of the run's retrieval tasks.")),
         index=(str, Field(description="Name of an uploaded index.")),
-        query=(str, Field(description="Natural-language query.")),
+        query=(Text, Field(max_length=limits.max_text_chars, description="Natural-language query.")),
         top_k=(int, Field(10, ge=1, le=limits.max_top_k, description="Hits to return.")),
     )
     return index, search

@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from mtpeft.serve.app import API_KEY_HEADER, create_app
+from mtpeft.serve.app import API_KEY_HEADER, check_api_key, create_app
 from mtpeft.serve.limits import Limits
 from mtpeft.serve.predictor import Predictor
 
@@ -22,6 +22,8 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           merge: bool = False, limits: Limits | None = None) -> None:
     """Load the run and serve it with uvicorn until interrupted."""
+    if api_key is not None:
+        check_api_key(api_key)  # before the minutes of loading a run
     if host not in LOOPBACK and not api_key:
         warnings.warn(f"serving on {host} without an API key: anyone who reaches the port can use the model; "
                       f"set --api-key or MTPEFT_API_KEY (clients send it as {API_KEY_HEADER})", stacklevel=2)
