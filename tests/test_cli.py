@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -99,3 +100,18 @@ output_dir: {tmp_path / "run"}
     assert as_json["tasks"]["overflow"]["test"] == stored["tasks"]["overflow"]["test"]
     rerun = runner.invoke(app, ["train", str(cfg)])
     assert rerun.exit_code == 2 and "--resume" in rerun.stderr
+
+    # nothing of a finished run is deleted or rewritten before every check has passed
+    files = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    unknown = runner.invoke(app, ["train", str(cfg), "--overwrite", "model=minlm"])
+    assert unknown.exit_code == 2 and "minlm" in unknown.stderr and "Traceback" not in unknown.stderr
+    finished = runner.invoke(app, ["train", str(cfg), "--resume", "train.lr=1e-3"])
+    assert finished.exit_code == 2 and "the run is finished" in finished.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == files
+
+    # a run killed before its first checkpoint resumes only with its own config
+    (tmp_path / "run" / "run.json").write_text('{"status": "training"}')
+    shutil.rmtree(tmp_path / "run" / "checkpoints")
+    changed = runner.invoke(app, ["train", str(cfg), "--resume", "train.max_length=64"])
+    assert changed.exit_code == 2 and "started with another config" in changed.stderr
+    assert (tmp_path / "run" / "config.yaml").read_bytes() == files[tmp_path / "run" / "config.yaml"]

@@ -223,7 +223,7 @@ def print_preview(rows: list[dict[str, Any]]) -> None:
 
 def print_study_plan(runs: list[Any]) -> None:
     """The runs of a study (shard) and whether each is already finished."""
-    from mtpeft.study.collect import is_complete
+    from mtpeft.run.artifacts import is_complete
 
     table = Table(title=f"{len(runs)} runs")
     table.add_column("run (setting-model-method-seed[-task])", no_wrap=True)

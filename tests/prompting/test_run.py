@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from mtpeft.cli import app
 from mtpeft.io import read_json
+from mtpeft.run.artifacts import is_complete
 from mtpeft.study import write_report
-from mtpeft.study.collect import collect, is_complete
+from mtpeft.study.collect import collect
 from tests.conftest import write_jsonl
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no trained LM head")  # tiny-llama's head is random, by design

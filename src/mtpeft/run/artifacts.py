@@ -24,9 +24,10 @@ from mtpeft.config import RunConfig, dump_config, load_config
 from mtpeft.errors import RunError
 from mtpeft.io import read_json, save_safetensors, write_json, write_text
 from mtpeft.run.build import Assembled, assemble, load_tasks
-from mtpeft.run.schema import Metrics, read_metrics
+from mtpeft.run.schema import PROMPTING, Metrics, read_metrics
 
 REQUIRED = ("config.yaml", "heads.safetensors", "heads.json", "metrics.json", "ledger.json")
+PROMPT_REQUIRED = ("config.yaml", "metrics.json", "ledger.json")  # a prompting run has no weights
 CHECKPOINT = "checkpoints/last.pt"
 
 
@@ -53,6 +54,18 @@ class TrainedRun:
     built: Assembled
     thresholds: dict[str, float]
     metrics: Metrics
+
+
+def is_complete(run_dir: Path) -> bool:
+    """Finished: the loop (or ``mtpeft prompt``) wrote every file and marked the run complete (its last write)."""
+    try:
+        status = read_json(run_dir / "run.json")
+    except (OSError, ValueError):  # missing, unreadable or cut short: not finished
+        return False
+    if not isinstance(status, dict):
+        return False
+    required = PROMPT_REQUIRED if status.get("kind") == PROMPTING else REQUIRED
+    return status.get("status") == "complete" and all((run_dir / f).exists() for f in required)
 
 
 def check_complete(run_dir: Path) -> None:

@@ -9,14 +9,12 @@ from typing import Any
 import yaml
 
 from mtpeft.errors import RunError
-from mtpeft.io import read_json
-from mtpeft.run.artifacts import REQUIRED
+from mtpeft.run.artifacts import is_complete
 from mtpeft.run.schema import PROMPTING as PROMPT
 from mtpeft.run.schema import Ledger, Metrics, read_ledger, read_metrics
 from mtpeft.study.grid import setting_of
 from mtpeft.tasks.readers.base import iter_jsonl
 
-PROMPT_REQUIRED = ("config.yaml", "metrics.json", "ledger.json")
 """A prompting run (``mtpeft prompt``) trains and stores nothing: no heads, no adapter."""
 
 
@@ -76,14 +74,6 @@ class RunRecord:
     def train_log(self) -> list[dict[str, Any]]:
         path = self.path / "train_log.jsonl"
         return [row for _, row in iter_jsonl(path)] if path.is_file() else []
-
-
-def is_complete(run_dir: Path) -> bool:
-    """Finished: the loop (or ``mtpeft prompt``) wrote every file and marked the run complete (its last write)."""
-    path = run_dir / "run.json"
-    status = read_json(path) if path.is_file() else {}
-    required = PROMPT_REQUIRED if status.get("kind") == PROMPT else REQUIRED
-    return status.get("status") == "complete" and all((run_dir / f).exists() for f in required)
 
 
 def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:

@@ -16,8 +16,7 @@ from pathlib import Path
 from mtpeft.config import dump_config
 from mtpeft.errors import RunError
 from mtpeft.io import write_json, write_text
-from mtpeft.run.artifacts import CHECKPOINT
-from mtpeft.study.collect import is_complete
+from mtpeft.run.artifacts import CHECKPOINT, is_complete
 from mtpeft.study.config import StudyConfig
 from mtpeft.study.grid import PlannedRun, expand, shard
 from mtpeft.study.report import write_report

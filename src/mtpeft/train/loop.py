@@ -39,7 +39,7 @@ from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, score
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters
-from mtpeft.run.artifacts import CHECKPOINT, save_artifacts
+from mtpeft.run.artifacts import CHECKPOINT, is_complete, save_artifacts
 from mtpeft.run.build import Assembled, assemble
 from mtpeft.run.device import make_accelerator
 from mtpeft.run.evaluation import evaluate_untrained, final_evaluation, run_all, tune_thresholds
@@ -131,7 +131,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
         progress: show a progress bar per epoch.
     """
     cfg = config.train
-    _prepare_run_dir(config.run_dir(), resume, overwrite)
+    config_yaml = dump_config(config)
+    _check_run_dir(config.run_dir(), config_yaml, resume, overwrite)  # refuses early; deletes nothing yet
     start = time.perf_counter()
 
     # 1) seed and accelerator: one code path for CPU, one GPU and DDP
@@ -149,7 +150,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
 
     # 3) optimiser and schedule (the schedule counts optimiser steps, not micro-steps)
     optimizer = make_optimizer(built.model.encoder, [built.model.heads, built.weighting], cfg)
-    session = Session(config, dump_config(config), accelerator, built, StepModule(built.model, built.weighting),
+    session = Session(config, config_yaml, accelerator, built, StepModule(built.model, built.weighting),
                       optimizer, None)
     steps_per_epoch = math.ceil(len(session.plan(0)) / cfg.grad_accum)
     session.scheduler = linear_schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
@@ -159,7 +160,10 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
         session.module, session.optimizer, session.scheduler)
     session.module.train()  # from_pretrained returns models in eval mode: dropout must be on from step 1
 
-    # 5) resume
+    # 5) the run directory, replaced only now that the config, the data and the model have all loaded; resume
+    if session.main:
+        _claim_run_dir(session.run_dir, overwrite)
+    accelerator.wait_for_everyone()
     if resume and (session.run_dir / CHECKPOINT).is_file():
         restore(session)
     if session.main:
@@ -350,10 +354,23 @@ def _last_checkpoint(session: Session) -> str:
     return str(path) if path.exists() else "not written yet"
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
+def _check_run_dir(run_dir: Path, config_yaml: str, resume: bool, overwrite: bool) -> None:
+    """Refuse what would lose or mix up a run: an existing directory without --resume/--overwrite, a
+    finished run to resume, or a resume with another config (:func:`restore` checks the checkpoint's too)."""
+    if overwrite or not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return
+    if not resume:
         raise ConfigError(f"{run_dir}: run directory already exists; pass --resume to continue it or "
                           "--overwrite to start again (output_dir=... writes elsewhere)")
+    if is_complete(run_dir):
+        raise ConfigError(f"{run_dir}: the run is finished, there is nothing to resume; --overwrite trains it again")
+    saved = run_dir / "config.yaml"
+    if saved.is_file() and saved.read_text(encoding="utf-8") != config_yaml:
+        raise ConfigError(f"{run_dir}: the run was started with another config ({saved}); resume with that config "
+                          "or start again with --overwrite")
+
+
+def _claim_run_dir(run_dir: Path, overwrite: bool) -> None:
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
