@@ -62,6 +62,17 @@ def test_config_error_exits_2_with_message(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("content", "where"), [
+    (b"name: x\nmodel: caf\xe9\n", "line 2 is not UTF-8 text (byte 0xe9)"),
+    (bytes(range(256)), "line 2 is not UTF-8 text (byte 0x80)"),  # byte 10 is a newline
+])
+def test_a_config_that_is_not_text_exits_2_naming_the_line(tmp_path, content, where):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    result = runner.invoke(app, ["train", str(bad)])
+    assert result.exit_code == 2 and f"{bad}: {where}" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_unknown_reader_exits_2_with_valid_names(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("name: x\ntasks:\n  - name: clone\n    source: bcb\n    path: x\n")

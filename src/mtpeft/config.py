@@ -15,6 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mtpeft.errors import ConfigError
+from mtpeft.io import utf8_problem
 
 Split = Literal["train", "validation", "test"]
 M = TypeVar("M", bound=BaseModel)
@@ -320,7 +321,11 @@ def _index(node: list[Any], part: str, item: str) -> int:
 
 def _read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     """Parse YAML and remember the 1-based line of every key path."""
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: {utf8_problem(data, err)}") from None
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)

@@ -49,6 +49,12 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
         handle.write(json.dumps(row, default=_json_default) + "\n")
 
 
+def utf8_problem(data: bytes, err: UnicodeDecodeError) -> str:
+    """Where ``data`` stops being UTF-8, as a user can find it: ``line N (byte 0xNN)``."""
+    line = data.count(b"\n", 0, err.start) + 1
+    return f"line {line} is not UTF-8 text (byte {data[err.start]:#04x}); save the file as UTF-8"
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
