@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from mtpeft.config import RunConfig, dump_config, load_config
 from mtpeft.errors import RunError
 from mtpeft.io import read_json, save_safetensors, write_json, write_text
-from mtpeft.run.build import Assembled, assemble, load_tasks
+from mtpeft.run.build import Assembled, assemble, load_tasks, reading
 from mtpeft.run.schema import PROMPTING, Metrics, read_metrics
 
 REQUIRED = ("config.yaml", "heads.safetensors", "heads.json", "metrics.json", "ledger.json")
@@ -89,14 +89,13 @@ def load_trained(run_dir: Path, with_data: bool = True) -> TrainedRun:
     config = load_config(run_dir / "config.yaml")
     storage = run_dir / ("model" if (run_dir / "model").is_dir() else "adapter")
     built = assemble(config, tasks=None if with_data else load_tasks(config, with_data=False), adapter_dir=storage)
-    state = load_file(str(run_dir / "heads.safetensors"))
-    heads = {k.removeprefix("heads."): v for k, v in state.items() if k.startswith("heads.")}
-    weights = {k.removeprefix("loss_weighting."): v for k, v in state.items() if k.startswith("loss_weighting.")}
-    try:
+    with reading(run_dir / "heads.safetensors", "the task heads of the config's tasks"):
+        state = load_file(str(run_dir / "heads.safetensors"))
+        heads = {k.removeprefix("heads."): v for k, v in state.items() if k.startswith("heads.")}
+        weights = {k.removeprefix("loss_weighting."): v for k, v in state.items() if k.startswith("loss_weighting.")}
         built.model.heads.load_state_dict(heads, strict=True)
         built.weighting.load_state_dict(weights, strict=True)
-    except RuntimeError as err:
-        raise RunError(f"{run_dir / 'heads.safetensors'}: does not fit the config's tasks: {err}") from err
-    info = read_json(run_dir / "heads.json")
-    thresholds = {t: v["threshold"] for t, v in info["tasks"].items() if v.get("threshold") is not None}
+    with reading(run_dir / "heads.json", "the tuned thresholds ({\"tasks\": {task: {\"threshold\": ...}}})"):
+        info = read_json(run_dir / "heads.json")
+        thresholds = {t: float(v["threshold"]) for t, v in info["tasks"].items() if v.get("threshold") is not None}
     return TrainedRun(config, built, thresholds, read_metrics(run_dir / "metrics.json"))

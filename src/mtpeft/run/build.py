@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from mtpeft.config import SPLITS, RunConfig, TaskConfig
 from mtpeft.data.encode import EncodedSplit, GenerationFormat, InputFormat, encode_examples
-from mtpeft.errors import ConfigError
+from mtpeft.errors import ConfigError, MtpeftError, RunError
 from mtpeft.methods import Method, create_method, methods_where
 from mtpeft.models.backbone import Backbone, load_backbone
 from mtpeft.models.generation import TextGenerator, attach_adapted_base
@@ -105,6 +109,20 @@ def encode_tasks(tasks: dict[str, TaskData], backbone: Backbone,
                    for split in SPLITS} for name, data in tasks.items()}
 
 
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Any failure to read a stored file becomes one :class:`RunError` that names the file and what it holds
+    (a truncated safetensors, a JSON cut short, weights of another shape), not a library's traceback."""
+    try:
+        yield
+    except MtpeftError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, SafetensorError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise RunError(f"{path}: {what} cannot be read ({reason}); the file is damaged or comes from another "
+                       "run: train again with --overwrite, or copy the run directory whole") from None
+
+
 def _entry(config: RunConfig, task: str) -> TaskConfig:
     return next(t for t in config.tasks if t.name == task)
 
@@ -122,7 +140,11 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
                           f"{', '.join(methods_where('supports_generation'))}")
     backbone = load_backbone(config.model, language_model=generates, attention_dropout=config.attention_dropout)
     torch.manual_seed(config.train.seed)
-    encoder = method.load(backbone, adapter_dir) if adapter_dir is not None else method.inject(backbone)
+    if adapter_dir is None:
+        encoder = method.inject(backbone)
+    else:
+        with reading(adapter_dir, f"the saved {config.method} weights"):
+            encoder = method.load(backbone, adapter_dir)
     lm_head = attach_adapted_base(backbone, encoder) if generates else None
     pooling = config.pooling or "mean"
     model = MultiTaskModel(encoder, kinds, backbone.hidden_size, pooling, config.head_dropout, method.virtual_tokens,

@@ -40,7 +40,7 @@ from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, score
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters
 from mtpeft.run.artifacts import CHECKPOINT, is_complete, save_artifacts
-from mtpeft.run.build import Assembled, assemble
+from mtpeft.run.build import Assembled, assemble, reading
 from mtpeft.run.device import make_accelerator
 from mtpeft.run.evaluation import evaluate_untrained, final_evaluation, run_all, tune_thresholds
 from mtpeft.run.schema import Selected, write_record
@@ -303,7 +303,8 @@ def save_progress(session: Session) -> None:
 def restore(session: Session) -> None:
     """Continue from the run's checkpoint, which must come from the same resolved config."""
     path = session.run_dir / CHECKPOINT
-    saved = load_checkpoint(path)
+    with reading(path, "the checkpoint (weights, optimiser, position)"):
+        saved = load_checkpoint(path)
     if saved["config"] != session.config_yaml:
         raise ConfigError(f"{path}: the checkpoint was made with a different config; resume with the run's own "
                           f"{session.run_dir / 'config.yaml'} or start a new run with --overwrite")
