@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,6 @@ def _seed() -> None:
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _mined_functions_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One on-disk cache of mined functions for the session (and its subprocesses), never the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MTPEFT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
 
 
 @pytest.fixture(scope="session")

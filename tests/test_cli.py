@@ -73,6 +73,23 @@ def test_a_config_that_is_not_text_exits_2_naming_the_line(tmp_path, content, wh
     assert result.exit_code == 2 and f"{bad}: {where}" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("settings", "message"), [
+    ("model: tiny-llama\npooling: pooler\n", "pooling: 'pooler' needs a backbone with a pooler"),
+    ("model: tiny-llama\ntrain: {max_length: 8}\n",
+     "train.max_length is 8; shorten the task's instruction or raise train.max_length"),
+])
+def test_settings_the_model_cannot_honour_exit_2(tmp_path, tiny_jsonl_task, settings, message):
+    cfg = tmp_path / "c.yaml"
+    task = ("{name: summarization}" if "max_length" in settings
+            else f"{{name: overflow, kind: binary, source: devign, path: {tiny_jsonl_task}}}")
+    cfg.write_text(f"name: x\n{settings}tasks:\n  - {task}\n")
+    extra = ["tasks.0.max_examples={train: 8, validation: 8, test: 8}",
+             "tasks.0.instruction=Summarize the function above in one short English sentence please."]
+    result = runner.invoke(app, ["train", str(cfg), f"output_dir={tmp_path / 'run'}",
+                                 *(extra if "max_length" in settings else [])])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_unknown_reader_exits_2_with_valid_names(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("name: x\ntasks:\n  - name: clone\n    source: bcb\n    path: x\n")

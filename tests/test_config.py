@@ -4,6 +4,7 @@ import pytest
 
 from mtpeft.config import config_from_dict, dump_config, load_config
 from mtpeft.errors import ConfigError
+from tests.conftest import SHARED
 
 BASE = """\
 name: t
@@ -74,13 +75,21 @@ def test_dump_round_trips(tmp_path):
 @pytest.mark.parametrize("name", ["quickstart", "paper-tasks", "paper-cpu", "paper-gpu", "generation",
                                   "generation-codexglue"])
 def test_shipped_run_configs_validate(name):
-    from mtpeft.tasks import resolve_spec
+    from mtpeft.tasks import SOURCES, resolve_spec
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml")
-    assert [resolve_spec(task).name for task in config.tasks] == [task.name for task in config.tasks]
+    for task in config.tasks:  # each task's source exists and makes its kind; shared data is where it says
+        spec = resolve_spec(task)
+        source = SOURCES.get(task.source or spec.default_source)
+        assert spec.kind in source.kinds, (task.name, source.name)
+        raw_path = task.path or spec.default_path
+        assert raw_path or not source.needs_path, task.name
+        if raw_path and "shared/datasets" in raw_path and SHARED.is_dir():  # (others are downloads, e.g. AdvTest)
+            assert config.resolve_path(raw_path).exists(), (task.name, raw_path)
 
 
 @pytest.mark.parametrize(("entry", "message"), [
+    ({"name": "translation", "language": "cs"}, "tasks.0.language: Input should be 'python', 'java', 'c_sharp'"),
     ({"name": "clone", "long_inputs": "windows"}, "tasks.clone.long_inputs: windows needs pair_encoding: siamese"),
     ({"name": "search", "pair_encoding": "siamese"}, "tasks.search.pair_encoding: siamese is for pair tasks"),
     ({"name": "search", "pos_weight": "auto"}, "tasks.search.pos_weight: only classification tasks"),

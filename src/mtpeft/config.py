@@ -41,6 +41,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+CodeLanguage = Literal["python", "java", "c_sharp", "javascript", "go", "php", "ruby", "c", "cpp"]
+"""Languages of generation targets: those CodeBLEU has a grammar for (``c_sharp``, not ``cs``)."""
+
+
 class TaskConfig(_Strict):
     """One task of a run: which built-in (or custom) task, and where its data comes from."""
 
@@ -54,7 +58,7 @@ class TaskConfig(_Strict):
     instruction: str | None = Field(
         None, description="Generation: the line appended to every input that names the task; default per task."
     )
-    language: str | None = Field(
+    language: CodeLanguage | None = Field(
         None, description="Generation: the target's programming language (python, java, c_sharp, ...; "
         "null = natural language); decides CodeBLEU and the parse rate. Default per task."
     )

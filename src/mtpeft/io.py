@@ -49,6 +49,12 @@ def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
         handle.write(json.dumps(row, default=_json_default) + "\n")
 
 
+def mtpeft_home() -> Path:
+    """Where mtpeft keeps what it builds once (``$MTPEFT_HOME``, default ``~/.cache/mtpeft``): converted and
+    generated models, mined functions."""
+    return Path(os.environ.get("MTPEFT_HOME", Path.home() / ".cache" / "mtpeft")).expanduser()
+
+
 def utf8_problem(data: bytes, err: UnicodeDecodeError) -> str:
     """Where ``data`` stops being UTF-8, as a user can find it: ``line N (byte 0xNN)``."""
     line = data.count(b"\n", 0, err.start) + 1

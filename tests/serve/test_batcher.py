@@ -40,7 +40,7 @@ def test_concurrent_requests_merge_into_one_batch_and_keep_their_order():
 
 def test_batches_never_exceed_max_batch_and_the_first_item_waits_at_most_max_wait():
     sizes: list[int] = []
-    batcher = Batcher(lambda items: sizes.append(len(items)) or items, max_batch=4, max_wait_ms=20, max_queue=100)
+    batcher = Batcher(lambda items: sizes.append(len(items)) or items, max_batch=4, max_wait_ms=200, max_queue=100)
 
     async def scenario() -> float:
         await asyncio.gather(*(batcher.submit([i, i]) for i in range(5)))
@@ -50,7 +50,7 @@ def test_batches_never_exceed_max_batch_and_the_first_item_waits_at_most_max_wai
 
     waited = run_with(batcher, scenario)
     assert max(sizes) <= 4 and sum(sizes) == 11
-    assert waited < 1.0
+    assert 0.2 <= waited < 0.5  # it waited for company, then left without it (0.3 s of slack for a busy CI)
 
 
 def test_an_error_in_the_batch_reaches_every_request_and_the_worker_survives():

@@ -205,8 +205,8 @@ def end_token_id(tokenizer: Any) -> int:
     """The token that ends a generated answer: end-of-sequence, else the separator (BERT-style vocabularies)."""
     token = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     if token is None:
-        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has neither an end-of-sequence nor a separator token; "
-                         "a generation task needs one to end its targets")
+        raise ConfigError(f"model: tokenizer {tokenizer.name_or_path!r} has neither an end-of-sequence nor a separator "
+                          "token; a generation task needs one to end its targets")
     return int(token)
 
 
@@ -218,7 +218,8 @@ def prompt_ids(tokenizer: Any, texts: list[str], max_length: int, instruction: s
     """
     suffix = _instruction_ids(tokenizer, instruction)
     if len(suffix) >= max_length:
-        raise ValueError(f"the instruction {instruction!r} takes {len(suffix)} tokens; max_length is {max_length}")
+        raise ConfigError(f"instruction: {instruction!r} takes {len(suffix)} tokens, and train.max_length is "
+                          f"{max_length}; shorten the task's instruction or raise train.max_length")
     if not texts:
         return []
     sources = tokenizer(texts, truncation=True, max_length=max_length - len(suffix))["input_ids"]

@@ -25,6 +25,7 @@ import logging
 import math
 import re
 import sys
+import typing
 import warnings
 import xml.sax.saxutils
 from collections import Counter
@@ -33,10 +34,12 @@ from functools import cache
 
 import numpy as np
 
+from mtpeft.config import CodeLanguage
+
 MAX_ORDER = 4
 
 # The languages the callers use; all of them have a tree-sitter grammar in the ``codebleu`` package.
-CODEBLEU_LANGUAGES = ("python", "java", "c_sharp", "javascript", "go", "php", "ruby", "c", "cpp")
+CODEBLEU_LANGUAGES: tuple[str, ...] = typing.get_args(CodeLanguage)
 
 
 def _check_lengths(predictions: Sequence[str], references: Sequence[str]) -> None:
@@ -278,9 +281,8 @@ def codebleu(predictions: Sequence[str], references: Sequence[str], language: st
     column instead of failing. ``language`` is one of ``CODEBLEU_LANGUAGES`` (``c_sharp``, not ``cs``).
 
     Example:
-        >>> score = codebleu(["int f() { return 1; }"], ["int f() { return 1; }"], "java")
-        >>> score is None or round(score, 6) == 1.0
-        True
+        >>> round(codebleu(["int f() { return 1; }"], ["int f() { return 1; }"], "java"), 6)
+        1.0
     """
     _check_lengths(predictions, references)
     if language not in CODEBLEU_LANGUAGES:

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from mtpeft.errors import ConfigError
+
 
 def pool(kind: str, hidden: torch.Tensor, mask: torch.Tensor, outputs: Any = None) -> torch.Tensor:
     """Pool ``hidden`` (batch, seq, h) under ``mask`` (batch, seq) into (batch, h).
@@ -26,7 +28,7 @@ def pool(kind: str, hidden: torch.Tensor, mask: torch.Tensor, outputs: Any = Non
     if kind == "pooler":
         pooled = getattr(outputs, "pooler_output", None)
         if pooled is None:
-            raise ValueError("pooling 'pooler' needs a backbone with a pooler (BERT/RoBERTa); use mean, cls or last")
+            raise ConfigError("pooling: 'pooler' needs a backbone with a pooler (BERT/RoBERTa); use mean, cls or last")
         return pooled
     raise ValueError(f"unknown pooling {kind!r}; valid: cls, last, mean, pooler")
 

@@ -17,13 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtpeft.errors import ModelError
-from mtpeft.io import atomic_dir, read_json, write_json
+from mtpeft.io import atomic_dir, mtpeft_home, read_json, write_json
 from mtpeft.registry import Registry
-
-
-def mtpeft_home() -> Path:
-    """Cache folder for converted and generated models (``$MTPEFT_HOME``, default ``~/.cache/mtpeft``)."""
-    return Path(os.environ.get("MTPEFT_HOME", Path.home() / ".cache" / "mtpeft")).expanduser()
 
 
 @dataclass(frozen=True)

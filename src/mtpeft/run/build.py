@@ -147,6 +147,9 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
             encoder = method.load(backbone, adapter_dir)
     lm_head = attach_adapted_base(backbone, encoder) if generates else None
     pooling = config.pooling or "mean"
+    if pooling == "pooler" and getattr(backbone.model, "pooler", None) is None:
+        raise ConfigError(f"pooling: 'pooler' needs a backbone with a pooler (BERT/RoBERTa); {config.model!r} has "
+                          "none; use mean, cls or last")
     model = MultiTaskModel(encoder, kinds, backbone.hidden_size, pooling, config.head_dropout, method.virtual_tokens,
                            lm_head, backbone.seq2seq, causal=backbone.is_decoder,
                            options={name: task_options(config, data) for name, data in tasks.items()})
