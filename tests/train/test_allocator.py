@@ -34,3 +34,25 @@ def test_kept_memory_is_reused_instead_of_faulted_in_again() -> None:
     pages = 10 * (64 << 20) // 4096
     assert default > pages // 2  # every allocation maps and faults in fresh pages
     assert kept < pages // 5  # the same pages are reused (at most the first allocation faults them in)
+
+
+RELEASE_PROBE = """
+import psutil, torch
+from mtpeft.train.allocator import keep_freed_memory, release_freed_memory
+keep_freed_memory()
+rss = lambda: psutil.Process().memory_info().rss >> 20
+block = torch.ones(64 << 20)  # 256 MB from the heap, then freed: kept
+del block
+kept = rss()
+released = release_freed_memory()
+print(released, kept - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_released_memory_goes_back_to_the_system() -> None:
+    out = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, check=True).stdout
+    released, freed_mb = out.split()
+    if released == "False" and int(freed_mb) == 0:
+        pytest.skip("the C library is not glibc")
+    assert int(freed_mb) > 200  # the kept 256 MB left the process

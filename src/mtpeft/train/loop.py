@@ -44,7 +44,7 @@ from mtpeft.run.build import Assembled, assemble, reading
 from mtpeft.run.device import make_accelerator
 from mtpeft.run.evaluation import evaluate_untrained, final_evaluation, run_all, tune_thresholds
 from mtpeft.run.schema import Selected, write_record
-from mtpeft.train.allocator import keep_freed_memory
+from mtpeft.train.allocator import RELEASE_EVERY_STEPS, keep_freed_memory, release_freed_memory
 from mtpeft.train.checkpoint import (
     LoopState,
     load_checkpoint,
@@ -203,6 +203,8 @@ def run_epoch(session: Session, progress: bool) -> bool:
         if not stepped:
             continue
         on_optimizer_step(state)
+        if cfg.keep_freed_memory and state.optimizer_steps % RELEASE_EVERY_STEPS == 0:
+            release_freed_memory()  # kept memory fragments with the run; give back its free part now and then
         if cfg.eval_every and state.optimizer_steps % cfg.eval_every == 0 and index + 1 < len(plan):
             stop = evaluate_and_select(session)
             save_progress(session)
