@@ -102,3 +102,27 @@ def test_an_empty_api_key_variable_does_not_turn_authentication_off(tiny_run) ->
     done = subprocess.run([sys.executable, "-m", "mtpeft", "serve", str(tiny_run)], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "API key" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_full_queue_answers_503_and_the_server_recovers(predictor: Predictor) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mtpeft.serve import BackgroundServer, Limits
+
+    limits = Limits(max_batch=2, max_wait_ms=300, max_items=4, max_queue=4)
+    body = {"items": [{"task": "overflow", "code": f"int f{i}() {{ return {i}; }}"} for i in range(4)]}
+    with BackgroundServer(create_app(predictor, limits)) as url, ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: requests.post(f"{url}/v1/predict", json=body, timeout=60), range(8)))
+        codes = sorted(r.status_code for r in statuses)
+        assert 200 in codes and 503 in codes and set(codes) <= {200, 503}, codes
+        busy = next(r for r in statuses if r.status_code == 503)
+        assert "retry" in busy.json()["detail"]
+        assert requests.post(f"{url}/v1/predict", json=body, timeout=60).status_code == 200  # nothing stuck
+
+
+def test_an_index_over_the_item_limit_is_refused(server: str) -> None:
+    items = [{"id": i, "code": f"def f{i}(): return {i}"} for i in range(LIMITS.max_index_items + 1)]
+    response = requests.post(f"{server}/v1/search/index", json={"name": "big", "items": items}, headers=AUTH,
+                             timeout=60)
+    assert any(e["loc"] == ["body", "items"] and f"at most {LIMITS.max_index_items}" in e["msg"]
+               for e in errors(response))
