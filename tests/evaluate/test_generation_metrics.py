@@ -1,4 +1,8 @@
+import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -219,3 +223,26 @@ def test_codebleu_unknown_language_and_unavailable(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(generation, "_codebleu_calc", lambda language: None)
     assert codebleu(["x"], ["x"], "java") is None
     assert "codebleu" not in generation_scores(["x"], ["x"], language="java")
+
+
+HASH_SENSITIVE = (  # the package's data-flow match scores these 0.783 or 0.826, depending on PYTHONHASHSEED
+    ["public int sum(int a, int b) { int d = a * b; int c = d + a; return c + b; }",
+     "int f(int x, int y) { int z = y; z = z + x; x = z - y; return x * z + y; }"],
+    ["public int sum(int a, int b) { int c = a + b; int d = c * a; return d + b; }",
+     "int f(int x, int y) { int z = x; z = z + y; y = z - x; return y * z + x; }"],
+)
+
+
+def test_codebleu_is_the_same_in_every_process():
+    if not codebleu_available("java"):
+        pytest.skip("codebleu cannot score java here")
+    script = ("import json, sys; from codebleu import calc_codebleu; from mtpeft.evaluate.generation import codebleu; "
+              "p, r = json.loads(sys.argv[1]); "
+              "print(calc_codebleu(r, p, lang='java')['dataflow_match_score'], codebleu(p, r, 'java'))")
+    outputs = {seed: subprocess.run([sys.executable, "-c", script, json.dumps(HASH_SENSITIVE)], check=True,
+                                    capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}
+                                    ).stdout.split()
+               for seed in ("1", "3")}
+    assert outputs["1"][0] != outputs["3"][0]  # the package alone: differs between these two processes
+    assert outputs["1"][1] == outputs["3"][1]  # through mtpeft: one value
+    assert float(outputs["1"][1]) == codebleu(*HASH_SENSITIVE, "java")
