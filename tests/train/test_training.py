@@ -54,6 +54,28 @@ def test_every_method_learns(method, tmp_path, tiny_jsonl_task):
     assert metrics["test"]["accuracy"] > metrics["baseline"]["test"], metrics
 
 
+@pytest.mark.parametrize(("pooling", "precision"), [("mean", "auto"), ("pooler", "fp32")])
+def test_precision_auto_and_pooler_pooling_train_end_to_end(pooling, precision, tmp_path, tiny_jsonl_task):
+    """``precision: auto`` picks bf16 where the CPU runs it natively (fp32 elsewhere) and learns; BERT's pooler
+    (frozen and random in tiny-bert, so no learning is asserted) trains; both reload to the same scores."""
+    import torch
+
+    from mtpeft.run.device import resolve_precision
+    from mtpeft.run.reevaluate import evaluate_run
+
+    run = train(config(tmp_path, tiny_jsonl_task, pooling=pooling, train__precision=precision, train__epochs=4),
+                progress=False)
+    ledger = json.loads((run / "ledger.json").read_text())
+    assert ledger["run_info"]["precision"] == resolve_precision(precision, torch.device("cpu"))
+    stored = json.loads((run / "metrics.json").read_text())["tasks"]["overflow"]
+    if pooling == "mean":
+        curve = losses(run, "overflow")
+        quarter = len(curve) // 4
+        assert sum(curve[-quarter:]) / quarter < sum(curve[:quarter]) / quarter - 0.02, curve
+        assert stored["test"]["accuracy"] > stored["baseline"]["test"], stored
+    assert evaluate_run(run, split="test").as_json()["tasks"]["overflow"]["test"] == stored["test"]
+
+
 def assert_lexical_is_fitted_on_the_runs_examples(run: Path, cfg, metrics: dict) -> None:
     """metrics.json's lexical scores are the baseline's on the run's own splits; its rows reproduce them."""
     from mtpeft.baselines import lexical_baseline
