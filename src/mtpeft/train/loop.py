@@ -184,7 +184,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
         stop = run_epoch(session, progress)
 
     # 8) the selected weights: thresholds tuned on validation, test scored, the run directory written
-    finish(session, time.perf_counter() - start)
+    finish(session, start)
     return session.run_dir
 
 
@@ -321,13 +321,19 @@ def restore(session: Session) -> None:
                               f"step {session.state.optimizer_steps}")
 
 
-def finish(session: Session, wall_time_s: float) -> None:
-    """Score the selected weights (and the baselines) on validation and test, and write the run directory."""
+def finish(session: Session, start: float) -> None:
+    """Score the selected weights (and the baselines) on validation and test, and write the run directory.
+
+    ``start``: when this process began the run (``time.perf_counter()``); the ledger's wall time ends after
+    the final scoring, which it includes (as it does in ``eval_time_s``).
+    """
     state, run_dir = session.state, session.run_dir
     if session.best is not None:
         load_trainable_state(session.raw, session.best)
-    final = final_evaluation(session.built, session.accelerator, session.config.train, state.untrained,
-                             session.config.baselines)
+    with timed(state, "eval_time_s"):
+        final = final_evaluation(session.built, session.accelerator, session.config.train, state.untrained,
+                                 session.config.baselines)
+    wall_time_s = time.perf_counter() - start
     metrics = final.metrics
     metrics.selected = Selected(epoch=state.best_epoch + 1 if state.best_epoch is not None else None,
                                 optimizer_step=state.best_step, validation_mean=state.best_score)
