@@ -124,6 +124,8 @@ def test_multitask_run_directory_is_complete(tmp_path, tiny_jsonl_task):
     heads = load_file(run / "heads.safetensors")
     assert sum(v.numel() for k, v in heads.items() if k.startswith("heads.")) + 2 == params["heads"]
     assert ledger["storage"]["bytes_total"] > 0 and ledger["train_info"]["real_tokens"] > 0
+    times = ledger["train_info"]
+    assert times["wall_time_s"] >= times["train_time_s"] + times["eval_time_s"] > times["train_time_s"]
     assert ledger["train_info"]["padded_tokens"] >= ledger["train_info"]["real_tokens"]
     rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if r["event"] == "train"]
