@@ -14,6 +14,7 @@ from mtpeft.run.artifacts import load_trained
 from mtpeft.run.build import input_format, prompt_format
 from mtpeft.run.device import make_accelerator
 from mtpeft.run.evaluation import summarise
+from mtpeft.run.schema import Metrics
 from mtpeft.tasks import load_task
 from mtpeft.tasks.readers.base import ALL, SOURCES
 from mtpeft.tasks.spec import Example
@@ -22,7 +23,7 @@ SPLITS = ("validation", "test", "all")
 
 
 def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = None, path: str | None = None,
-                 split: str = "test") -> dict[str, Any]:
+                 split: str = "test") -> Metrics:
     """Metrics of a saved run; with ``path``, of ``task`` on that data (``split=all``: every example)."""
     if split not in SPLITS:
         raise ConfigError(f"--split {split!r}: valid: {', '.join(SPLITS)}")
