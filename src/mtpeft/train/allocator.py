@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from functools import cache
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
 M_MMAP_THRESHOLD = -3
@@ -30,7 +31,9 @@ RELEASE_EVERY_STEPS = 25
 """How often a run that keeps freed memory gives the free part back (see the module docstring)."""
 
 
+@cache
 def _libc() -> ctypes.CDLL | None:
+    """The C library, opened once (the loop asks for it every few dozen steps)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
