@@ -57,10 +57,13 @@ def train(
     """Train one shared module + task heads over the config's tasks; writes a run directory."""
     from mtpeft.config import load_config
     from mtpeft.console import print_run_summary
+    from mtpeft.run.device import is_main_process, leave_process_group
     from mtpeft.train import train as run_training
 
     run_dir = run_training(load_config(config, overrides), resume=resume, overwrite=overwrite)
-    print_run_summary(run_dir)
+    if is_main_process():
+        print_run_summary(run_dir)
+    leave_process_group()
 
 
 @app.command("eval")

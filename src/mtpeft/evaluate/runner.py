@@ -12,6 +12,7 @@ import torch
 from mtpeft.data.collate import Rows, chunks_by_size, collate
 from mtpeft.data.encode import EncodedSplit
 from mtpeft.evaluate.outputs import SplitOutput
+from mtpeft.evaluate.sharding import Shard
 from mtpeft.tasks.spec import TaskKind
 
 if TYPE_CHECKING:
@@ -21,35 +22,40 @@ if TYPE_CHECKING:
 @torch.no_grad()
 def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_size: int, device: Any,
               autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
-              generator: TextGenerator | None = None) -> SplitOutput:
+              generator: TextGenerator | None = None, shard: Shard = Shard()) -> SplitOutput:
     """Model outputs for every example of ``split``, batched by length (outputs in the split's order).
 
     ``autocast`` makes a fresh mixed-precision context per use (e.g. ``accelerator.autocast``);
-    ``generator`` decodes generation tasks (through the same shared module as ``model``).
+    ``generator`` decodes generation tasks (through the same shared module as ``model``); ``shard``: in a
+    distributed run, this process computes its share of the examples and receives everyone's outputs.
     """
     was_training = model.training
     model.eval()
+    mine, count = shard.indices(len(split)), len(split)
     try:
         if split.kind is TaskKind.GENERATION:
             if generator is None:
                 raise ValueError(f"task {task!r} is a generation task; run_split needs a generator")
             with autocast():
-                texts = generator.generate(split.ids, split.max_new_tokens, batch_size, device, desc=task)
-            return SplitOutput(split.kind, split.example_ids, texts=texts, references=list(split.references),
-                               language=split.language)
+                texts = generator.generate([split.ids[i] for i in mine], split.max_new_tokens, batch_size, device,
+                                           desc=task)
+            return SplitOutput(split.kind, split.example_ids, texts=shard.gather_list(texts, count),
+                               references=list(split.references), language=split.language)
         if split.kind is TaskKind.RETRIEVAL:
             with autocast():
-                queries = embed(model, task, [split.rows(i) for i in range(len(split))], pad_id, batch_size, device)
-                codes = embed(model, task, [split.rows(i, True) for i in range(len(split))], pad_id, batch_size,
-                              device)
+                queries = embed(model, task, [split.rows(i) for i in mine], pad_id, batch_size, device)
+                codes = embed(model, task, [split.rows(i, True) for i in mine], pad_id, batch_size, device)
+            queries, codes = (torch.from_numpy(shard.gather(side.numpy(), count)) for side in (queries, codes))
             return SplitOutput(split.kind, split.example_ids, scores=(queries @ codes.T).numpy())
-        probs = np.zeros(len(split), dtype=np.float64)
-        for chunk in chunks_by_size(split.lengths(), batch_size):
-            batch = collate(split, chunk, pad_id).to(device)
+        lengths = split.lengths()
+        probs = np.zeros(len(mine), dtype=np.float64)
+        for chunk in chunks_by_size([lengths[i] for i in mine], batch_size):
+            batch = collate(split, [mine[i] for i in chunk], pad_id).to(device)
             with autocast():
                 logits = model(task, batch)["logits"]
             probs[chunk] = torch.sigmoid(logits.float()).cpu().numpy()
-        return SplitOutput(split.kind, split.example_ids, labels=np.asarray(split.labels), probabilities=probs)
+        return SplitOutput(split.kind, split.example_ids, labels=np.asarray(split.labels),
+                           probabilities=shard.gather(probs, count))
     finally:
         model.train(was_training)
 

@@ -162,3 +162,17 @@ class TrainCounters:
         self.target_tokens += targets
         self.examples_per_task[task] = self.examples_per_task.get(task, 0) + examples
 
+    @classmethod
+    def combined(cls, per_process: list[TrainCounters]) -> TrainCounters:
+        """The totals of a distributed run: every process's work counted once (optimiser steps are shared)."""
+        total = cls(optimizer_steps=max(c.optimizer_steps for c in per_process))
+        for c in per_process:
+            total.examples += c.examples
+            total.real_tokens += c.real_tokens
+            total.padded_tokens += c.padded_tokens
+            total.attention_cells += c.attention_cells
+            total.target_tokens += c.target_tokens
+            for task, count in c.examples_per_task.items():
+                total.examples_per_task[task] = total.examples_per_task.get(task, 0) + count
+        return total
+

@@ -17,6 +17,7 @@ from mtpeft.config import TrainConfig
 from mtpeft.evaluate.metrics import constant_baseline, random_retrieval_baseline
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, SplitOutput, best_threshold, prediction_rows, score
 from mtpeft.evaluate.runner import run_split
+from mtpeft.evaluate.sharding import Shard
 from mtpeft.run.build import Assembled
 from mtpeft.run.schema import Metrics
 from mtpeft.tasks.spec import TaskKind, TaskSpec
@@ -24,10 +25,12 @@ from mtpeft.tasks.spec import TaskKind, TaskSpec
 
 def run_all(built: Assembled, split: str, accelerator: Any, settings: TrainConfig,
             tasks: list[str] | None = None) -> dict[str, SplitOutput]:
-    """Outputs of every task of the run (or of ``tasks``) on ``split``."""
+    """Outputs of every task of the run (or of ``tasks``) on ``split``; the processes of a distributed run
+    share the examples, and each receives all of the outputs."""
     generator = built.generator(settings.num_beams)
     return {t: run_split(built.model, t, built.encoded[t][split], built.pad_id, settings.eval_batch_size,
-                         accelerator.device, accelerator.autocast, generator) for t in sorted(tasks or built.tasks)}
+                         accelerator.device, accelerator.autocast, generator, Shard.of(accelerator))
+            for t in sorted(tasks or built.tasks)}
 
 
 def tune_thresholds(built: Assembled, validation: dict[str, SplitOutput]) -> dict[str, float]:

@@ -1,7 +1,10 @@
-"""Resumable checkpoints: trainable weights, optimiser, schedule, RNG and the loop's own position.
+"""Resumable checkpoints: trainable weights, optimiser, schedule, the loop's own position, and per process
+its RNG states and counters.
 
 Only trainable tensors are stored (for PEFT, a few MB instead of the whole model). A checkpoint is
-written to a temporary file and renamed, so a kill mid-write leaves the previous one intact.
+written to a temporary file and renamed, so a kill mid-write leaves the previous one intact. The weights
+and the optimiser are the same in every process of a distributed run; the RNG states (dropout) and the
+counted work are not, so each process's own are kept and given back to it on resume.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ class LoopState:
     evals_since_best: int = 0
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
-    counters: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     untrained: dict[str, Any] | None = None  # generation tasks' scores before training (their baseline)
 
@@ -51,15 +53,22 @@ def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor]) -> N
             params[name].copy_(value)
 
 
+def process_state(counters: Any) -> dict[str, Any]:
+    """What differs between the processes of a run: RNG states and the work counted (a dataclass)."""
+    return {"rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+            "counters": asdict(counters)}
+
+
 def save_checkpoint(path: Path, module: nn.Module, optimizer: Any, scheduler: Any, loop: LoopState,
-                    best: dict[str, torch.Tensor] | None, config_yaml: str) -> None:
+                    best: dict[str, torch.Tensor] | None, config_yaml: str, processes: list[dict[str, Any]]) -> None:
+    """``processes``: :func:`process_state` of every process, by rank."""
     payload = {
         "trainable": trainable_state(module),
         "best": best,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "loop": asdict(loop),
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        "processes": processes,
         "config": config_yaml,
     }
     with atomic_open(path, "wb") as handle:
@@ -67,7 +76,11 @@ def save_checkpoint(path: Path, module: nn.Module, optimizer: Any, scheduler: An
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(saved, dict) or not {"trainable", "loop", "processes", "config"} <= set(saved):
+        raise ValueError("not a checkpoint of this version of mtpeft (trainable weights, loop position, per-process "
+                         "state and config expected)")
+    return saved
 
 
 def restore_rng(rng: dict[str, Any]) -> None:

@@ -27,8 +27,11 @@ from mtpeft.train.checkpoint import LoopState
 
 
 def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: TrainCounters, loop: LoopState,
-                 wall_time_s: float, accelerator: Any, lexical_fit_s: dict[str, float] | None = None) -> Ledger:
-    """ledger.json; ``lexical_fit_s``: seconds the lexical baseline took per task (fit and score)."""
+                 wall_time_s: float, accelerator: Any, lexical_fit_s: dict[str, float] | None = None,
+                 peak_rss: int | None = None) -> Ledger:
+    """ledger.json; ``counters``: the work of every process of the run; ``lexical_fit_s``: seconds the lexical
+    baseline took per task (fit and score); ``peak_rss``: the largest peak of the run's processes (default:
+    this process's)."""
     params = count_parameters(built.model.encoder, [built.model.heads, built.weighting])
     with accelerator.autocast():  # frozen weights may be stored in bf16 (train.precision)
         flop_counts = flop_model(built.model.encoding_module(), built.backbone.model.config)
@@ -69,7 +72,7 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
             "train_time_s": round(loop.train_time_s, 2),
             "eval_time_s": round(loop.eval_time_s, 2),
             "real_tokens_per_s": round(counters.real_tokens / max(loop.train_time_s, 1e-9), 1),
-            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_bytes": peak_rss if peak_rss is not None else peak_rss_bytes(),
             "peak_device_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
             "attention_cells": counters.attention_cells,
             "flops": {

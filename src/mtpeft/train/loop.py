@@ -10,8 +10,10 @@
                                        8) the selected weights on validation and test; the run directory
 
 Every step function takes the one :class:`Session` that holds the run's moving parts. The same code runs
-on the CPU and under ``accelerate launch`` on several GPUs (DDP): the plan of each epoch is sharded by
-rank, and only the main process writes files.
+in one process and in several (DDP, launched by ``torchrun`` or ``accelerate launch``, on GPUs or CPU
+processes): each process trains its shard of every epoch's plan and gradients are averaged across them,
+evaluation shares the examples out and gathers them back, counters are summed once at the end, and only the
+main process writes files.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, score
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
-from mtpeft.ledger import TrainCounters
+from mtpeft.ledger import TrainCounters, peak_rss_bytes
 from mtpeft.run.artifacts import CHECKPOINT, is_complete, save_artifacts
 from mtpeft.run.build import Assembled, assemble, reading
 from mtpeft.run.device import make_accelerator
@@ -49,6 +51,7 @@ from mtpeft.train.checkpoint import (
     LoopState,
     load_checkpoint,
     load_trainable_state,
+    process_state,
     restore_rng,
     save_checkpoint,
     trainable_state,
@@ -107,6 +110,16 @@ class Session:
     def main(self) -> bool:
         return bool(self.accelerator.is_main_process)
 
+    @property
+    def processes(self) -> int:
+        return int(self.accelerator.num_processes)
+
+    def gathered(self, value: Any) -> list[Any]:
+        """``value`` of every process, by rank (a list of one in a single process)."""
+        from accelerate.utils import gather_object
+
+        return gather_object([value]) if self.processes > 1 else [value]
+
     def plan(self, epoch: int) -> Plan:
         """This process's share of the epoch's steps."""
         lengths = {t: self.built.encoded[t]["train"].lengths() for t in sorted(self.built.tasks)}
@@ -155,10 +168,12 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     steps_per_epoch = math.ceil(len(session.plan(0)) / cfg.grad_accum)
     session.scheduler = linear_schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
 
-    # 4) prepare
-    session.module, session.optimizer, session.scheduler = accelerator.prepare(
-        session.module, session.optimizer, session.scheduler)
+    # 4) prepare; not the schedule: accelerate would step it once per process at every optimiser step, for
+    #    schedules counted in one process's steps, while this one counts the optimiser steps themselves
+    session.module, session.optimizer = accelerator.prepare(session.module, session.optimizer)
     session.module.train()  # from_pretrained returns models in eval mode: dropout must be on from step 1
+    if session.processes > 1:  # the same weights everywhere (DDP broadcast rank 0's); dropout differs per process
+        torch.manual_seed(cfg.seed + accelerator.process_index)
 
     # 5) the run directory, replaced only now that the config, the data and the model have all loaded; resume
     if session.main:
@@ -246,8 +261,9 @@ def train_step(session: Session, step: list[tuple[str, list[int]]]) -> bool:
             step_loss += float(term.detach())
         if accelerator.sync_gradients and session.config.train.grad_clip is not None:
             accelerator.clip_grad_norm_(session.module.parameters(), session.config.train.grad_clip)
-        session.optimizer.step()
-        session.scheduler.step()
+        session.optimizer.step()  # accelerate's optimiser steps only when gradients synchronise
+        if accelerator.sync_gradients:
+            session.scheduler.step()
         session.optimizer.zero_grad()
     for task, batch in batches:
         session.counters.add(task, len(batch), batch.real_tokens, batch.padded_tokens, batch.attention_cells,
@@ -295,11 +311,13 @@ def evaluate_and_select(session: Session) -> bool:
 
 
 def save_progress(session: Session) -> None:
-    """The resumable checkpoint: trainable weights, the best ones, optimiser, schedule, RNG and position."""
+    """The resumable checkpoint: trainable weights, the best ones, optimiser, schedule, position, and every
+    process's RNG states and counters."""
+    processes = session.gathered(process_state(session.counters))
     if session.main:
-        session.state.counters = asdict(session.counters)
         save_checkpoint(session.run_dir / CHECKPOINT, session.raw, session.optimizer, session.scheduler,
-                        session.state, session.best, session.config_yaml)
+                        session.state, session.best, session.config_yaml, processes)
+    session.accelerator.wait_for_everyone()  # no process runs ahead of a checkpoint that may be its resume point
 
 
 def restore(session: Session) -> None:
@@ -310,12 +328,17 @@ def restore(session: Session) -> None:
     if saved["config"] != session.config_yaml:
         raise ConfigError(f"{path}: the checkpoint was made with a different config; resume with the run's own "
                           f"{session.run_dir / 'config.yaml'} or start a new run with --overwrite")
+    if len(saved["processes"]) != session.processes:
+        raise ConfigError(f"{path}: the checkpoint was made by {len(saved['processes'])} process(es) and this run has "
+                          f"{session.processes}; each process's share of the data depends on the count, so resume "
+                          "with the same number of processes")
     load_trainable_state(session.raw, saved["trainable"])
     session.optimizer.load_state_dict(saved["optimizer"])
     session.scheduler.load_state_dict(saved["scheduler"])
-    restore_rng(saved["rng"])
+    mine = saved["processes"][session.accelerator.process_index]
+    restore_rng(mine["rng"])
     session.state, session.best = LoopState(**saved["loop"]), saved["best"]
-    session.counters = TrainCounters(**session.state.counters) if session.state.counters else TrainCounters()
+    session.counters = TrainCounters(**mine["counters"])
     _truncate_log(session.run_dir / "train_log.jsonl", session.state.optimizer_steps)
     session.accelerator.print(f"resuming {session.run_dir} at epoch {session.state.epoch + 1}, "
                               f"step {session.state.optimizer_steps}")
@@ -330,10 +353,12 @@ def finish(session: Session, start: float) -> None:
     state, run_dir = session.state, session.run_dir
     if session.best is not None:
         load_trainable_state(session.raw, session.best)
+    baselines = [b for b in session.config.baselines if session.main or b != "lexical"]  # fitted where it is written
     with timed(state, "eval_time_s"):
-        final = final_evaluation(session.built, session.accelerator, session.config.train, state.untrained,
-                                 session.config.baselines)
+        final = final_evaluation(session.built, session.accelerator, session.config.train, state.untrained, baselines)
     wall_time_s = time.perf_counter() - start
+    counters = TrainCounters.combined(session.gathered(session.counters))
+    peak_rss = max(session.gathered(peak_rss_bytes()))
     metrics = final.metrics
     metrics.selected = Selected(epoch=state.best_epoch + 1 if state.best_epoch is not None else None,
                                 optimizer_step=state.best_step, validation_mean=state.best_score)
@@ -342,8 +367,8 @@ def finish(session: Session, start: float) -> None:
         for (task, split), rows in final.predictions.items():
             write_jsonl(run_dir / "predictions" / f"{task}.{split}.jsonl", rows)
         write_record(run_dir / "metrics.json", metrics)
-        write_ledger(run_dir, session.config, session.built, session.counters, state, wall_time_s,
-                     session.accelerator, final.lexical_fit_s)
+        write_ledger(run_dir, session.config, session.built, counters, state, wall_time_s,
+                     session.accelerator, final.lexical_fit_s, peak_rss)
         write_json(run_dir / "run.json", {"status": "complete", "config": str(run_dir / "config.yaml")})
     session.accelerator.wait_for_everyone()
 
