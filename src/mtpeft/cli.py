@@ -101,7 +101,8 @@ def study(
         print_study_plan(shard_runs(expand(spec), *part))
         return
     outcome = run_study(spec, part)
-    typer.echo(f"{len(outcome.trained)} trained, {len(outcome.skipped)} already finished, of {outcome.planned} "
+    typer.echo(f"{len(outcome.trained)} trained, {len(outcome.skipped)} already finished, {len(outcome.busy)} being "
+               f"trained elsewhere, of {outcome.planned} "
                f"runs in shard {shard}" + (f"; report: {outcome.report}" if outcome.report else ""))
 
 

@@ -18,7 +18,10 @@ def test_shares_cover_every_example_once_and_gather_in_order(count, world, monke
     texts = [f"text {i}" for i in range(count)]
     arrays = [values[shard.indices(count)] for shard in shards]
     lists = [[texts[i] for i in shard.indices(count)] for shard in shards]
-    for shard in shards:  # every process receives every share (as all_gather_object gives them)
-        monkeypatch.setattr(Shard, "_all_gather", lambda self, value: arrays if isinstance(value, np.ndarray) else lists)
+    def all_gather(shard: Shard, value: object) -> list:  # every process receives every share
+        return arrays if isinstance(value, np.ndarray) else lists
+
+    monkeypatch.setattr(Shard, "_all_gather", all_gather)
+    for shard in shards:
         np.testing.assert_array_equal(shard.gather(arrays[shard.rank], count), values)
         assert shard.gather_list(lists[shard.rank], count) == texts

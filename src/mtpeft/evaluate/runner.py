@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 @torch.no_grad()
 def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_size: int, device: Any,
               autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
-              generator: TextGenerator | None = None, shard: Shard = Shard()) -> SplitOutput:
+              generator: TextGenerator | None = None, shard: Shard | None = None) -> SplitOutput:
     """Model outputs for every example of ``split``, batched by length (outputs in the split's order).
 
     ``autocast`` makes a fresh mixed-precision context per use (e.g. ``accelerator.autocast``);
@@ -31,6 +31,7 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
     """
     was_training = model.training
     model.eval()
+    shard = shard or Shard()
     mine, count = shard.indices(len(split)), len(split)
     try:
         if split.kind is TaskKind.GENERATION:

@@ -2,7 +2,8 @@
 
 Each run trains in its own process: a crash or an out-of-memory kill stays in that run, and its peak
 memory in the ledger is its own. A finished run is never trained again; an interrupted one resumes
-from its last checkpoint, or starts over when it has none.
+from its last checkpoint, or starts over when it has none. A run is claimed before it trains
+(:mod:`mtpeft.study.claim`), so study processes sharing the folder never train one run twice at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mtpeft.config import dump_config
 from mtpeft.errors import RunError
 from mtpeft.io import write_json, write_text
 from mtpeft.run.artifacts import CHECKPOINT, is_complete
+from mtpeft.study.claim import claim_path, holder, try_claim
 from mtpeft.study.config import StudyConfig
 from mtpeft.study.grid import PlannedRun, expand, shard
 from mtpeft.study.report import write_report
@@ -26,6 +28,7 @@ from mtpeft.study.report import write_report
 class StudyOutcome:
     planned: int  # runs of this shard
     skipped: list[str]  # already finished
+    busy: list[str]  # claimed by another live study process
     trained: list[str]
     failed: list[str]
     report: Path | None
@@ -39,14 +42,29 @@ def run_study(study: StudyConfig, shard_of: tuple[int, int] = (1, 1), echo: bool
                                           "axes": study.axes.model_dump(), "overrides": study.overrides,
                                           "model_overrides": study.model_overrides,
                                           "method_overrides": study.method_overrides})
-    skipped, trained, failed = [], [], []
+    skipped: list[str] = []
+    busy: list[str] = []
+    trained: list[str] = []
+    failed: list[str] = []
     for number, run in enumerate(runs, 1):
         run_dir = run.config.run_dir()
         if is_complete(run_dir):
             skipped.append(run.run_id)
             continue
-        _say(echo, f"[{number}/{len(runs)}] {run.run_id}")
-        if _train(run, study_dir) != 0:
+        claim = try_claim(run_dir)
+        if claim is None:
+            owner = holder(claim_path(run_dir))
+            _say(echo, f"[{number}/{len(runs)}] {run.run_id}: being trained by {owner.get('host', '?')} "
+                       f"(process {owner.get('pid', '?')}); skipped")
+            busy.append(run.run_id)
+            continue
+        with claim:
+            if is_complete(run_dir):  # finished by another process between the check above and the claim
+                skipped.append(run.run_id)
+                continue
+            _say(echo, f"[{number}/{len(runs)}] {run.run_id}")
+            code = _train(run, study_dir)
+        if code != 0:
             failed.append(run.run_id)
             continue
         trained.append(run.run_id)
@@ -57,7 +75,7 @@ def run_study(study: StudyConfig, shard_of: tuple[int, int] = (1, 1), echo: bool
         report = write_report(study_dir)
     except RunError as err:
         _say(echo, f"no report yet: {err}")
-    outcome = StudyOutcome(len(runs), skipped, trained, failed, report)
+    outcome = StudyOutcome(len(runs), skipped, busy, trained, failed, report)
     if failed:
         raise RunError(f"{len(failed)} of {len(runs)} runs failed (see their output above): {', '.join(failed)}; "
                        "run the study again to retry them")

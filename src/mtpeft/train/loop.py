@@ -114,6 +114,12 @@ class Session:
     def processes(self) -> int:
         return int(self.accelerator.num_processes)
 
+    def from_main(self, value: Any) -> Any:
+        """The main process's ``value``, in every process."""
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([value], from_process=0)[0] if self.processes > 1 else value
+
     def gathered(self, value: Any) -> list[Any]:
         """``value`` of every process, by rank (a list of one in a single process)."""
         from accelerate.utils import gather_object
@@ -179,7 +185,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     if session.main:
         _claim_run_dir(session.run_dir, overwrite)
     accelerator.wait_for_everyone()
-    if resume and (session.run_dir / CHECKPOINT).is_file():
+    if resume:
         restore(session)
     if session.main:
         write_json(session.run_dir / "run.json", {"status": "training", "config": str(session.run_dir / "config.yaml")})
@@ -321,10 +327,18 @@ def save_progress(session: Session) -> None:
 
 
 def restore(session: Session) -> None:
-    """Continue from the run's checkpoint, which must come from the same resolved config."""
+    """Continue from the run's checkpoint, if it has one, which must come from the same resolved config.
+
+    The main process reads it and hands it to the others, so machines need not share a file system.
+    """
     path = session.run_dir / CHECKPOINT
-    with reading(path, "the checkpoint (weights, optimiser, position)"):
-        saved = load_checkpoint(path)
+    saved = None
+    if session.main and path.is_file():
+        with reading(path, "the checkpoint (weights, optimiser, position)"):
+            saved = load_checkpoint(path)
+    saved = session.from_main(saved)
+    if saved is None:
+        return
     if saved["config"] != session.config_yaml:
         raise ConfigError(f"{path}: the checkpoint was made with a different config; resume with the run's own "
                           f"{session.run_dir / 'config.yaml'} or start a new run with --overwrite")
