@@ -80,3 +80,20 @@ def test_resume_from_a_corrupt_checkpoint_names_it(finished_run: Path, tmp_path:
     result = runner.invoke(app, ["train", str(config), "--resume"])
     assert result.exit_code == 2 and f"{checkpoint}: the checkpoint" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "serve"])
+def test_a_run_not_marked_complete_is_refused(finished_run: Path, tmp_path: Path, command: str) -> None:
+    """Every file is there but run.json says training (a retraining killed midway): its files may mix two
+    trainings, so nothing answers from it."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "run.json").write_text('{"status": "training"}')
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"task": "overflow", "code": "int main() {}"}\n')
+    args = {"eval": ["eval", str(run)], "predict": ["predict", str(run), "--task", "overflow", "--input", str(inputs)],
+            "serve": ["serve", str(run), "--port", "8799"]}[command]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, (result.exception, result.stderr)
+    assert result.stderr.startswith(f"error: {run / 'run.json'}: the run is not marked complete"), result.stderr
+    assert "Traceback" not in result.stderr

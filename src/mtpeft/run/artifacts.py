@@ -77,6 +77,10 @@ def check_complete(run_dir: Path) -> None:
     if missing:
         raise RunError(f"{run_dir}: incomplete run (missing {', '.join(missing)}); finish it with "
                        f"`mtpeft train {run_dir / 'config.yaml'} --resume`")
+    if not is_complete(run_dir):  # every file is there, but the loop never wrote its last word
+        raise RunError(f"{run_dir / 'run.json'}: the run is not marked complete (it is training, or stopped before "
+                       "its last write, and its files may mix two trainings); finish it with "
+                       f"`mtpeft train {run_dir / 'config.yaml'} --resume`, or train it again with --overwrite")
 
 
 def load_trained(run_dir: Path, with_data: bool = True) -> TrainedRun:
