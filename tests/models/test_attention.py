@@ -100,3 +100,23 @@ def test_computes_in_full_precision_under_bf16_autocast_as_the_math_path_does() 
         reference, _ = sdpa_attention_forward(module, query, key, value, None, dropout=0.0)
     assert ours.dtype == reference.dtype == torch.bfloat16
     torch.testing.assert_close(ours, reference, rtol=0, atol=0)
+
+
+def test_hidden_dropouts_are_drawn_vectorised_in_training_only() -> None:
+    from torch import nn
+
+    from mtpeft.models.attention import VectorisedDropout
+
+    model = load_backbone("tiny-bert").model
+    swapped = [m for m in model.modules() if isinstance(m, VectorisedDropout)]
+    assert swapped and not [m for m in model.modules() if type(m) is nn.Dropout and m.p > 0]
+    dropout = swapped[0]
+    x = torch.ones(400, 500)
+    dropout.train()
+    out = dropout(x)
+    kept = out != 0
+    p = rounded_drop_probability(dropout.p)
+    assert abs(1 - kept.float().mean().item() - p) < 0.005  # 200,000 draws: the rate within ~4 sigma
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / (1 - p)))
+    dropout.eval()
+    assert torch.equal(dropout(x), x)

@@ -12,6 +12,10 @@ probabilities are scaled by the inverse of the rounded keep rate, so the expecta
 Without dropout (evaluation, or ``attention_dropout: 0``) and on GPUs, whose SDPA kernels apply dropout
 inside the fused kernel, transformers' own SDPA path runs. Registered with transformers' attention
 interface as ``mtpeft_sdpa``.
+
+The model's other dropouts (``nn.Dropout`` on hidden states: 13 per MiniLM forward) draw their masks with the
+same ``bernoulli_``: 9% of an fp32 MiniLM step. :func:`use_vectorised_hidden_dropout` swaps them for
+:class:`VectorisedDropout`, which draws the same way as the attention's on CPUs.
 """
 
 from __future__ import annotations
@@ -38,6 +42,28 @@ def use_vectorised_dropout(model: Any) -> bool:
         return False
     model.set_attn_implementation(NAME)
     return True
+
+
+def use_vectorised_hidden_dropout(model: nn.Module) -> int:
+    """Replace every ``nn.Dropout`` of ``model`` that drops something by :class:`VectorisedDropout`; return
+    how many were replaced."""
+    swapped = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Dropout and child.p > 0:
+                setattr(parent, name, VectorisedDropout(child.p))
+                swapped += 1
+    return swapped
+
+
+class VectorisedDropout(nn.Dropout):
+    """``nn.Dropout`` whose training mask on CPUs is drawn by :func:`vectorised_dropout` (elsewhere, and in
+    evaluation, it is ``nn.Dropout``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.device.type == "cpu" and not self.inplace:
+            return vectorised_dropout(x, self.p)
+        return super().forward(x)
 
 
 def rounded_drop_probability(p: float) -> float:

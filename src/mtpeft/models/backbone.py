@@ -50,7 +50,11 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
         T5EncoderModel,
     )
 
-    from mtpeft.models.attention import ATTENTION_DROPOUT_KEYS, use_vectorised_dropout
+    from mtpeft.models.attention import (
+        ATTENTION_DROPOUT_KEYS,
+        use_vectorised_dropout,
+        use_vectorised_hidden_dropout,
+    )
 
     source = resolve_model(reference)
     try:
@@ -87,6 +91,7 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
         with quiet_transformers():
             model = (T5EncoderModel if family == "t5" else AutoModel).from_pretrained(source, **kwargs)
     use_vectorised_dropout(lm if lm is not None else model)  # the same attention modules either way
+    use_vectorised_hidden_dropout(lm if lm is not None else model)
     if tokenizer.pad_token_id is None:
         # decoders often ship without a pad token; padded positions are masked out anyway
         tokenizer.pad_token = tokenizer.eos_token
