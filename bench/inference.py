@@ -136,8 +136,9 @@ def main() -> None:
             cost.update(ms_per_example=1000 * seconds / cost["examples"],
                         real_tokens_per_s=cost["total_real_tokens"] / seconds)
             options[f"{task}: {setting}"] = cost
-            print(f"{task:13s} {setting:22s} {cost['real_tokens']:7.0f} tokens/example {cost['gflop']:6.2f} GFLOP/example "
-                  f"{cost['ms_per_example']:7.1f} ms/example ({cost['real_tokens_per_s']:.0f} real tokens/s, {precision})")
+            print(f"{task:13s} {setting:22s} {cost['real_tokens']:7.0f} tokens/example {cost['gflop']:6.2f} "
+                  f"GFLOP/example {cost['ms_per_example']:7.1f} ms/example ({cost['real_tokens_per_s']:.0f} real "
+                  f"tokens/s, {precision})")
     write_json(args.out, {"model": args.model, "examples": args.examples, "batch_size": args.batch_size,
                           "max_length": args.max_length, "against_plain_transformers": against,
                           "long_input_options": options, "cpu": cpu_info(), "torch_threads": torch.get_num_threads()})
