@@ -353,7 +353,8 @@ def restore(session: Session) -> None:
     restore_rng(mine["rng"])
     session.state, session.best = LoopState(**saved["loop"]), saved["best"]
     session.counters = TrainCounters(**mine["counters"])
-    _truncate_log(session.run_dir / "train_log.jsonl", session.state.optimizer_steps)
+    if session.main:
+        _truncate_log(session.run_dir / "train_log.jsonl", session.state.optimizer_steps)
     session.accelerator.print(f"resuming {session.run_dir} at epoch {session.state.epoch + 1}, "
                               f"step {session.state.optimizer_steps}")
 
