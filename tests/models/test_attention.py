@@ -110,6 +110,7 @@ def test_hidden_dropouts_are_drawn_vectorised_in_training_only() -> None:
     model = load_backbone("tiny-bert").model
     swapped = [m for m in model.modules() if isinstance(m, VectorisedDropout)]
     assert swapped and not [m for m in model.modules() if type(m) is nn.Dropout and m.p > 0]
+    assert not any(m.training for m in swapped)  # from_pretrained's eval mode is kept: no dropout until train()
     dropout = swapped[0]
     x = torch.ones(400, 500)
     dropout.train()

@@ -45,7 +45,11 @@ def losses(run_dir: Path, task: str) -> list[float]:
 def test_every_method_learns(method, tmp_path, tiny_jsonl_task):
     args = {"lora": {"r": 4, "alpha": 8}, "adapter": {"dim": 16}, "parallel_adapter": {"dim": 16},
             "prefix": {"num_virtual_tokens": 4}, "prompt": {"num_virtual_tokens": 4}}.get(method, {})
-    run = train(config(tmp_path, tiny_jsonl_task, method=method, method_args=args), progress=False)
+    # full fine-tuning moves every weight: at the adapters' 2e-2 it is erratic on tiny-bert (loss fell on 7 of 11
+    # seeds with PyTorch's dropout masks, 3 of 11 with the vectorised ones); at 1e-3 it learns on 8 of 8 seeds
+    # with either, to the same losses (last-quarter mean 0.580 vs 0.576)
+    lr = {"train__lr": 1e-3} if method == "full" else {}
+    run = train(config(tmp_path, tiny_jsonl_task, method=method, method_args=args, **lr), progress=False)
     curve = losses(run, "overflow")
     quarter = len(curve) // 4
     first, last = sum(curve[:quarter]) / quarter, sum(curve[-quarter:]) / quarter

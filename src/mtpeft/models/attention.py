@@ -51,7 +51,9 @@ def use_vectorised_hidden_dropout(model: nn.Module) -> int:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout and child.p > 0:
-                setattr(parent, name, VectorisedDropout(child.p))
+                replacement = VectorisedDropout(child.p)
+                replacement.train(child.training)  # a new module starts in training mode; the model may not be
+                setattr(parent, name, replacement)
                 swapped += 1
     return swapped
 
