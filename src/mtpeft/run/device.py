@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from mtpeft.config import RunConfig
+from mtpeft.errors import ConfigError
 from mtpeft.ledger import cpu_info
 
 
@@ -71,9 +72,8 @@ def make_accelerator(config: RunConfig) -> Any:
         cpu=cpu, mixed_precision=mixed, gradient_accumulation_steps=config.train.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # heads idle in some steps
     )
-    if accelerator.num_processes != launched_processes():
-        from mtpeft.errors import ConfigError
-
-        raise ConfigError(f"the launcher started {launched_processes()} processes but they did not form one process "
-                          f"group (accelerate sees {accelerator.num_processes}); each would train the whole run alone")
+    launched = launched_processes()
+    if accelerator.num_processes != launched:
+        raise ConfigError(f"the launcher started {launched} processes but they did not form one process group "
+                          f"(accelerate sees {accelerator.num_processes}); each would train the whole run alone")
     return accelerator
