@@ -243,7 +243,19 @@ output_dir: {out}
     assert losses(tmp_path / "reference", "overflow") == losses(tmp_path / "victim", "overflow")
 
 
-def test_early_stopping_with_patience(tmp_path, tiny_jsonl_task):
+def test_early_stopping_with_patience(tmp_path, tiny_jsonl_task, monkeypatch):
+    from mtpeft.run import evaluation
+    from mtpeft.train import loop
+
+    splits: list[str] = []
+    run_all = evaluation.run_all
+
+    def counted(built, split, *args, **kwargs):
+        splits.append(split)
+        return run_all(built, split, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "run_all", counted)
+    monkeypatch.setattr(loop, "run_all", counted)
     cfg = config(tmp_path, tiny_jsonl_task, train__epochs=6, train__lr=1e-12, train__head_lr=1e-12,
                  train__patience=1)
     run = train(cfg, progress=False)
@@ -251,6 +263,9 @@ def test_early_stopping_with_patience(tmp_path, tiny_jsonl_task):
              if json.loads(line)["event"] == "eval"]
     assert len(evals) == 2 and evals[0]["best"] and not evals[1]["best"]
     assert json.loads((run / "ledger.json").read_text())["train_info"]["epochs_completed"] == 2
+    # the selected weights' validation outputs are reused at the end, not computed a third time
+    assert splits == ["validation", "validation", "test"]
+    assert json.loads((run / "metrics.json").read_text())["mean"]["validation"] == evals[0]["mean"]
 
 
 def test_temperature_sampling_uncertainty_weighting_and_accumulation(tmp_path, tiny_jsonl_task):

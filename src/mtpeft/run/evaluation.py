@@ -68,9 +68,14 @@ class FinalEvaluation:
 
 def final_evaluation(built: Assembled, accelerator: Any, settings: TrainConfig,
                      untrained: dict[str, dict[str, Any]] | None = None, baselines: Sequence[str] = ("trivial",),
-                     ) -> FinalEvaluation:
-    """Validation and test outputs of the selected weights, and of the baselines named in ``baselines``."""
-    outputs = {split: run_all(built, split, accelerator, settings) for split in ("validation", "test")}
+                     validation: dict[str, SplitOutput] | None = None) -> FinalEvaluation:
+    """Validation and test outputs of the selected weights, and of the baselines named in ``baselines``.
+
+    ``validation``: the selected weights' validation outputs when training already computed them (evaluation
+    is deterministic, so running it again would only repeat the same numbers).
+    """
+    outputs = {"validation": validation or run_all(built, "validation", accelerator, settings),
+               "test": run_all(built, "test", accelerator, settings)}
     thresholds = tune_thresholds(built, outputs["validation"])
     specs = {name: data.spec for name, data in built.tasks.items()}
     lexical = lexical_baselines(built.tasks) if "lexical" in baselines else {}

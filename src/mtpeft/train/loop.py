@@ -38,7 +38,7 @@ from mtpeft.config import RunConfig, dump_config
 from mtpeft.data.collate import Batch, collate
 from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
-from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, score
+from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, SplitOutput, score
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters, peak_rss_bytes
 from mtpeft.run.artifacts import CHECKPOINT, is_complete, save_artifacts
@@ -96,6 +96,7 @@ class Session:
     state: LoopState = field(default_factory=LoopState)
     counters: TrainCounters = field(default_factory=TrainCounters)
     best: dict[str, torch.Tensor] | None = None  # trainable weights of the best validation score so far
+    best_validation: dict[str, SplitOutput] | None = None  # their validation outputs (not kept across a resume)
     running: dict[str, float] = field(default_factory=dict)  # smoothed per-task losses for the progress bar
 
     @property
@@ -302,7 +303,7 @@ def evaluate_and_select(session: Session) -> bool:
     if improved:
         state.best_score, state.best_epoch, state.best_step, state.evals_since_best = \
             mean, state.epoch, state.optimizer_steps, 0
-        session.best = trainable_state(session.raw)
+        session.best, session.best_validation = trainable_state(session.raw), outputs
     else:
         state.evals_since_best += 1
     record = {"event": "eval", "epoch": state.epoch + 1, "step": state.optimizer_steps, "mean": mean,
@@ -370,7 +371,8 @@ def finish(session: Session, start: float) -> None:
         load_trainable_state(session.raw, session.best)
     baselines = [b for b in session.config.baselines if session.main or b != "lexical"]  # fitted where it is written
     with timed(state, "eval_time_s"):
-        final = final_evaluation(session.built, session.accelerator, session.config.train, state.untrained, baselines)
+        final = final_evaluation(session.built, session.accelerator, session.config.train, state.untrained, baselines,
+                                 validation=session.best_validation)
     wall_time_s = time.perf_counter() - start
     counters = TrainCounters.combined(session.gathered(session.counters))
     peak_rss = max(session.gathered(peak_rss_bytes()))
