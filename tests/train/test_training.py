@@ -4,6 +4,7 @@ complete, reloading reproduces the metrics, and a crashed run resumes to the sam
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,7 @@ def test_multitask_run_directory_is_complete(tmp_path, tiny_jsonl_task):
     train_rows = [r for r in rows if r["event"] == "train"]
     assert set(train_rows[0]["losses"]) == {"overflow", "search"} and set(train_rows[0]["weights"]) == {
         "overflow", "search"}
+    assert all(math.isfinite(r["grad_norm"]) and r["grad_norm"] > 0 for r in train_rows)
 
 
 @pytest.mark.parametrize(("method", "args"), [("lora", {"r": 4}), ("prompt", {"num_virtual_tokens": 4}),

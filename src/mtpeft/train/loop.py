@@ -98,6 +98,7 @@ class Session:
     best: dict[str, torch.Tensor] | None = None  # trainable weights of the best validation score so far
     best_validation: dict[str, SplitOutput] | None = None  # their validation outputs (not kept across a resume)
     running: dict[str, float] = field(default_factory=dict)  # smoothed per-task losses for the progress bar
+    grad_norm: torch.Tensor | None = None  # the last optimiser step's gradient norm before clipping (None: no clip)
 
     @property
     def raw(self) -> StepModule:
@@ -267,7 +268,7 @@ def train_step(session: Session, step: list[tuple[str, list[int]]]) -> bool:
                 accelerator.backward(term)
             step_loss += float(term.detach())
         if accelerator.sync_gradients and session.config.train.grad_clip is not None:
-            accelerator.clip_grad_norm_(session.module.parameters(), session.config.train.grad_clip)
+            session.grad_norm = accelerator.clip_grad_norm_(session.module.parameters(), session.config.train.grad_clip)
         session.optimizer.step()  # accelerate's optimiser steps only when gradients synchronise
         if accelerator.sync_gradients:
             session.scheduler.step()
@@ -286,6 +287,7 @@ def train_step(session: Session, step: list[tuple[str, list[int]]]) -> bool:
             "lr": session.scheduler.get_last_lr()[0], "loss": step_loss, "losses": task_losses,
             "weights": session.raw.weighting.weights(), "examples": session.counters.examples,
             "real_tokens": session.counters.real_tokens,
+            "grad_norm": None if session.grad_norm is None else float(session.grad_norm),
         })
     return True
 
