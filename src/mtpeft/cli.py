@@ -160,6 +160,23 @@ def report(study_dir: Annotated[Path, typer.Argument(help="Study directory (with
 
 @app.command()
 @user_errors
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Run directory A.")],
+    runs_b: Annotated[list[Path] | None, typer.Argument(
+        help="Run directories B: one run, or several that split A's tasks between them (one per task). "
+             "None: A's lexical baseline.")] = None,
+    split: Annotated[str, typer.Option(help="validation or test.")] = "test",
+    as_json: AsJson = False,
+) -> None:
+    """A against B task by task on the same examples: A - B with a 95% bootstrap interval and paired p-values."""
+    from mtpeft.console import print_comparison
+    from mtpeft.study.run_comparison import compare_runs
+
+    print_comparison(compare_runs(run_a, runs_b or [], split=split), as_json)
+
+
+@app.command()
+@user_errors
 def models(as_json: AsJson = False) -> None:
     """The offline model zoo: what each model is and whether it is installed."""
     from mtpeft.console import print_models

@@ -233,3 +233,37 @@ def print_study_plan(runs: list[Any]) -> None:
         done = is_complete(run.config.run_dir())
         table.add_row(run.run_id, ", ".join(t.name for t in run.config.tasks), "finished" if done else "to run")
     show(table)
+
+
+def print_comparison(comparison: Any, as_json: bool = False) -> None:
+    """``mtpeft compare``: per task A, B, A - B with its 95% bootstrap interval and the paired tests' p-values
+    (:class:`mtpeft.study.run_comparison.RunComparison`)."""
+    if as_json:
+        print_json(comparison.as_json())
+        return
+    several = len(comparison.b) > 1
+    b_name = "lexical" if not comparison.b else "B"
+    b_title = ("A's lexical baseline" if not comparison.b else f"{len(comparison.b)} runs (last column)" if several
+               else str(comparison.b[0]))
+    table = Table(title=f"A = {comparison.a}; B = {b_title} ({comparison.split}, paired over the same examples)")
+    for col in ("task", "metric", "n", "A", b_name, f"A - {b_name}", "95% interval", "p (bootstrap)",
+                "p (McNemar)", *(["B run"] if several else [])):
+        table.add_column(col, justify="left" if col in ("task", "metric", "B run") else "right")
+    for row in comparison.tasks:
+        p = row.paired
+        table.add_row(row.task, row.metric, f"{p.n:,}", _fmt(row.a), _fmt(row.b), _margin(row.a, row.b),
+                      f"[{p.low:+.4f}, {p.high:+.4f}]", _p_value(p.p_value), _p_value(p.p_mcnemar),
+                      *([row.b_source] if several else []))
+    show(table)
+    macro_a, macro_b = comparison.macro
+    console.print(f"macro over {len(comparison.tasks)} tasks: A {macro_a:.4f}, {b_name} {macro_b:.4f} "
+                  f"({macro_a - macro_b:+.4f})")
+    unshared = [r.task for r in comparison.tasks if r.paired.n < max(r.examples_a, r.examples_b)]
+    if unshared:
+        console.print(f"[yellow]compared on the examples both sides have only: {', '.join(unshared)}[/]")
+    for task, why in comparison.skipped.items():
+        console.print(f"not compared: {task} ({why})")
+
+
+def _p_value(p: float) -> str:
+    return "-" if math.isnan(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"

@@ -58,5 +58,5 @@ def test_gguf_chunks_are_the_data_files_only(tmp_path):
     assert [p.name for p in gguf_chunks(package)] == ["part01.bin", "part02.bin"]
     (package / "data" / "part01.bin").unlink()
     (package / "data" / "part02.bin").unlink()
-    with pytest.raises(ModelError, match="no .bin chunk"):
+    with pytest.raises(ModelError, match=r"no \.bin chunk"):
         gguf_chunks(package)

@@ -69,7 +69,7 @@ class RunRecord:
     def predictions(self, task: str, split: str = "test") -> dict[str, dict[str, Any]]:
         """Rows of ``predictions/<task>.<split>.jsonl`` by example id (``split="test.lexical"``: the lexical
         baseline's rows on test)."""
-        return _read_predictions(self.path / "predictions" / f"{task}.{split}.jsonl")
+        return read_predictions(self.path / "predictions" / f"{task}.{split}.jsonl")
 
     def train_log(self) -> list[dict[str, Any]]:
         path = self.path / "train_log.jsonl"
@@ -100,7 +100,8 @@ def _train_cap(max_examples: Any) -> int | None:
     return max_examples.get("train") if isinstance(max_examples, dict) else max_examples
 
 
-def _read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    """A run's prediction rows by example id (what paired tests align on)."""
     if not path.is_file():
-        raise RunError(f"{path}: missing; paired tests need every run's test predictions")
+        raise RunError(f"{path}: missing; paired tests need the runs' prediction files")
     return {str(row["id"]): row for _, row in iter_jsonl(path)}

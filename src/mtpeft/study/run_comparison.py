@@ -1,0 +1,131 @@
+"""Finished runs compared task by task on the same examples: ``mtpeft compare``.
+
+The questions the results tables ask (is one shared module below one module per task? does an option help? does
+the model beat the bag of words?) answered from run directories alone, with the paired tests the studies use: a
+bootstrap over examples on the task's own metric, and McNemar's test on per-example correctness for classification.
+Run A is compared with the runs B that answer its tasks (one run, or several that split the tasks between them,
+such as one single-task run per task), or with the lexical baseline fitted on A's own training examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtpeft.errors import RunError
+from mtpeft.run.artifacts import is_complete
+from mtpeft.run.schema import Metrics, read_metrics
+from mtpeft.study.collect import read_predictions
+from mtpeft.study.stats import Comparison, PairedOutcomes, compare
+
+LEXICAL = "lexical"
+SPLITS = ("validation", "test")
+
+
+@dataclass(frozen=True)
+class TaskComparison:
+    """One task: both systems' metric on the examples they share, and the paired test of the difference."""
+
+    task: str
+    metric: str
+    b_source: str  # the run directory that answered for B, or "lexical"
+    a: float
+    b: float
+    paired: Comparison
+    examples_a: int
+    examples_b: int
+
+    def as_json(self) -> dict[str, Any]:
+        p = self.paired
+        return {"task": self.task, "metric": self.metric, "b_source": self.b_source, "a": self.a, "b": self.b,
+                "n": p.n, "examples_a": self.examples_a, "examples_b": self.examples_b, "delta": p.delta,
+                "low": p.low, "high": p.high, "p_bootstrap": p.p_value, "p_mcnemar": p.p_mcnemar}
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    a: Path
+    b: list[Path]  # empty: against A's lexical baseline
+    split: str
+    tasks: list[TaskComparison]
+    skipped: dict[str, str]  # task -> why it has no row
+
+    @property
+    def macro(self) -> tuple[float, float]:
+        """Mean over the compared tasks of A's and of B's metric (no test: the tasks' metrics differ)."""
+        if not self.tasks:
+            return float("nan"), float("nan")
+        return float(np.mean([t.a for t in self.tasks])), float(np.mean([t.b for t in self.tasks]))
+
+    def as_json(self) -> dict[str, Any]:
+        macro_a, macro_b = self.macro
+        return {"a": str(self.a), "b": [str(p) for p in self.b] or LEXICAL, "split": self.split,
+                "tasks": [t.as_json() for t in self.tasks], "macro": {"a": macro_a, "b": macro_b},
+                "skipped": self.skipped}
+
+
+def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int = 0) -> RunComparison:
+    """Compare run ``a`` with the runs ``b`` on every task ``a`` shares with one of them (with no ``b``: with the
+    lexical baseline fitted on ``a``'s training examples)."""
+    if split not in SPLITS:
+        raise RunError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    metrics_a = _finished_metrics(a)
+    answering = _answering_runs(a, metrics_a, list(b))
+    rows, skipped = [], {}
+    for task, task_metrics in metrics_a.tasks.items():
+        if b and task not in answering:
+            skipped[task] = "no compared run has this task"
+            continue
+        rows_a = _predictions(a, task, split)
+        if not b:
+            if task_metrics.lexical is None or task_metrics.lexical_main(split) is None:
+                skipped[task] = "the run has no lexical baseline for this task"
+                continue
+            source, rows_b = LEXICAL, _predictions(a, task, f"{split}.{LEXICAL}")
+        else:
+            run_b, metrics_b = answering[task]
+            if metrics_b.tasks[task].metric != task_metrics.metric:
+                raise RunError(f"{run_b}: task {task!r} is scored by {metrics_b.tasks[task].metric}, "
+                               f"{a} scores it by {task_metrics.metric}; the runs cannot be compared on it")
+            source, rows_b = str(run_b), _predictions(run_b, task, split)
+        outcomes = PairedOutcomes.from_rows(task_metrics.metric, rows_a, rows_b)
+        if len(outcomes) == 0:
+            raise RunError(f"{a} and {source}: no {split} example of task {task!r} in common (different data or "
+                           "splits); a paired test needs the same examples")
+        score_a, score_b = outcomes.scores()
+        rows.append(TaskComparison(task, task_metrics.metric, source, float(score_a[0]), float(score_b[0]),
+                                   compare(outcomes, seed=seed), len(rows_a), len(rows_b)))
+    if not rows:
+        raise RunError("nothing to compare: " + "; ".join(f"{task}: {why}" for task, why in skipped.items()))
+    return RunComparison(a, list(b), split, rows, skipped)
+
+
+def _finished_metrics(run_dir: Path) -> Metrics:
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    if not is_complete(run_dir):
+        raise RunError(f"{run_dir}: not a finished run (run.json does not mark it complete); finish it with "
+                       f"`mtpeft train {run_dir / 'config.yaml'} --resume`")
+    return read_metrics(run_dir / "metrics.json")
+
+
+def _answering_runs(a: Path, metrics_a: Metrics, b: list[Path]) -> dict[str, tuple[Path, Metrics]]:
+    """For each task of ``a``, the one run of ``b`` that has it; two runs with the same task are ambiguous."""
+    answering: dict[str, tuple[Path, Metrics]] = {}
+    for run_b in b:
+        metrics_b = _finished_metrics(run_b)
+        for task in metrics_b.tasks:
+            if task in answering:
+                raise RunError(f"{answering[task][0]} and {run_b} both have task {task!r}; compare {a} with one "
+                               "of them at a time")
+            if task in metrics_a.tasks:
+                answering[task] = (run_b, metrics_b)
+    return answering
+
+
+def _predictions(run_dir: Path, task: str, split: str) -> dict[str, dict[str, Any]]:
+    return read_predictions(run_dir / "predictions" / f"{task}.{split}.jsonl")
