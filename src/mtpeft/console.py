@@ -256,7 +256,8 @@ def print_comparison(comparison: Any, as_json: bool = False) -> None:
                       *([row.b_source] if several else []))
     show(table)
     macro_a, macro_b = comparison.macro
-    console.print(f"macro over {len(comparison.tasks)} tasks: A {macro_a:.4f}, {b_name} {macro_b:.4f} "
+    count = len(comparison.tasks)
+    console.print(f"macro over {count} task{'s' if count > 1 else ''}: A {macro_a:.4f}, {b_name} {macro_b:.4f} "
                   f"({macro_a - macro_b:+.4f})")
     unshared = [r.task for r in comparison.tasks if r.paired.n < max(r.examples_a, r.examples_b)]
     if unshared:

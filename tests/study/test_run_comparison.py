@@ -126,7 +126,7 @@ def test_the_command_prints_the_table_the_json_and_one_line_errors(tmp_path: Pat
     runner = CliRunner()
     shown = runner.invoke(app, ["compare", str(a), str(b)])
     assert shown.exit_code == 0, shown.output
-    assert "+0.2000" in shown.output and "macro over 1 tasks: A 0.8000, B 0.6000" in shown.output
+    assert "+0.2000" in shown.output and "macro over 1 task: A 0.8000, B 0.6000" in shown.output
     as_json = runner.invoke(app, ["compare", str(a), str(b), "--json"])
     assert json.loads(as_json.stdout)["tasks"][0]["delta"] == pytest.approx(0.2)
     refused = runner.invoke(app, ["compare", str(a), str(tmp_path / "missing")])
