@@ -10,13 +10,16 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
 from mtpeft.run.schema import Metrics, read_ledger, read_metrics
+
+if TYPE_CHECKING:
+    from mtpeft.study.run_comparison import RunComparison
 
 console = Console()
 SPLIT_ORDER = ("validation", "test", "all")
@@ -235,9 +238,8 @@ def print_study_plan(runs: list[Any]) -> None:
     show(table)
 
 
-def print_comparison(comparison: Any, as_json: bool = False) -> None:
-    """``mtpeft compare``: per task A, B, A - B with its 95% bootstrap interval and the paired tests' p-values
-    (:class:`mtpeft.study.run_comparison.RunComparison`)."""
+def print_comparison(comparison: RunComparison, as_json: bool = False) -> None:
+    """``mtpeft compare``: per task A, B, A - B with its 95% bootstrap interval and the paired tests' p-values."""
     if as_json:
         print_json(comparison.as_json())
         return
@@ -245,7 +247,9 @@ def print_comparison(comparison: Any, as_json: bool = False) -> None:
     b_name = "lexical" if not comparison.b else "B"
     b_title = ("A's lexical baseline" if not comparison.b else f"{len(comparison.b)} runs (last column)" if several
                else str(comparison.b[0]))
-    table = Table(title=f"A = {comparison.a}; B = {b_title} ({comparison.split}, paired over the same examples)")
+    console.print(f"A = {comparison.a}\nB = {b_title}\n{comparison.split} split, paired over the same examples",
+                  markup=False, highlight=False)
+    table = Table()
     for col in ("task", "metric", "n", "A", b_name, f"A - {b_name}", "95% interval", "p (bootstrap)",
                 "p (McNemar)", *(["B run"] if several else [])):
         table.add_column(col, justify="left" if col in ("task", "metric", "B run") else "right")
