@@ -105,6 +105,13 @@ def test_runs_that_cannot_be_paired_are_refused_with_the_reason(tmp_path: Path, 
         compare_runs(a, [write_run(tmp_path, "b", b_tasks)])
 
 
+def test_a_split_the_run_did_not_score_is_named(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "a", {"t": {"metric": "accuracy", "rows": binary_rows(5)}})  # scored on test only
+    b = write_run(tmp_path, "b", {"t": {"metric": "accuracy", "rows": binary_rows(5)}})
+    with pytest.raises(RunError, match="has no validation scores \\(it has test\\)"):
+        compare_runs(a, [b], split="validation")
+
+
 def test_two_runs_with_the_same_task_are_ambiguous(tmp_path: Path) -> None:
     a = write_run(tmp_path, "a", {"t": {"metric": "accuracy", "rows": binary_rows(5)}})
     b1 = write_run(tmp_path, "b1", {"t": {"metric": "accuracy", "rows": binary_rows(5)}})

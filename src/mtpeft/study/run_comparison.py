@@ -80,18 +80,18 @@ def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int
         if b and task not in answering:
             skipped[task] = "no compared run has this task"
             continue
-        rows_a = _predictions(a, task, split)
+        rows_a = _predictions(a, metrics_a, task, split)
         if not b:
             if task_metrics.lexical is None or task_metrics.lexical_main(split) is None:
                 skipped[task] = "the run has no lexical baseline for this task"
                 continue
-            source, rows_b = LEXICAL, _predictions(a, task, f"{split}.{LEXICAL}")
+            source, rows_b = LEXICAL, _predictions(a, metrics_a, task, split, f".{LEXICAL}")
         else:
             run_b, metrics_b = answering[task]
             if metrics_b.tasks[task].metric != task_metrics.metric:
                 raise RunError(f"{run_b}: task {task!r} is scored by {metrics_b.tasks[task].metric}, "
                                f"{a} scores it by {task_metrics.metric}; the runs cannot be compared on it")
-            source, rows_b = str(run_b), _predictions(run_b, task, split)
+            source, rows_b = str(run_b), _predictions(run_b, metrics_b, task, split)
         outcomes = PairedOutcomes.from_rows(task_metrics.metric, rows_a, rows_b)
         if len(outcomes) == 0:
             raise RunError(f"{a} and {source}: no {split} example of task {task!r} in common (different data or "
@@ -127,5 +127,11 @@ def _answering_runs(a: Path, metrics_a: Metrics, b: list[Path]) -> dict[str, tup
     return answering
 
 
-def _predictions(run_dir: Path, task: str, split: str) -> dict[str, dict[str, Any]]:
-    return read_predictions(run_dir / "predictions" / f"{task}.{split}.jsonl")
+def _predictions(run_dir: Path, metrics: Metrics, task: str, split: str, suffix: str = "",
+                 ) -> dict[str, dict[str, Any]]:
+    """The run's prediction rows of ``task`` on ``split`` (``suffix`` ".lexical": its lexical baseline's)."""
+    scored = metrics.tasks[task].splits()
+    if split not in scored:  # a prompting run scores one split; `mtpeft eval --split all` another
+        raise RunError(f"{run_dir}: task {task!r} has no {split} scores (it has {', '.join(scored) or 'none'}); "
+                       "choose another --split")
+    return read_predictions(run_dir / "predictions" / f"{task}.{split}{suffix}.jsonl")
