@@ -69,7 +69,7 @@ class RunRecord:
     def predictions(self, task: str, split: str = "test") -> dict[str, dict[str, Any]]:
         """Rows of ``predictions/<task>.<split>.jsonl`` by example id (``split="test.lexical"``: the lexical
         baseline's rows on test)."""
-        return read_predictions(self.path / "predictions" / f"{task}.{split}.jsonl")
+        return read_predictions(self.path, task, split)
 
     def train_log(self) -> list[dict[str, Any]]:
         path = self.path / "train_log.jsonl"
@@ -100,8 +100,9 @@ def _train_cap(max_examples: Any) -> int | None:
     return max_examples.get("train") if isinstance(max_examples, dict) else max_examples
 
 
-def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
-    """A run's prediction rows by example id (what paired tests align on)."""
+def read_predictions(run_dir: Path, task: str, split: str) -> dict[str, dict[str, Any]]:
+    """Rows of ``run_dir/predictions/<task>.<split>.jsonl`` by example id (what paired tests align on)."""
+    path = run_dir / "predictions" / f"{task}.{split}.jsonl"
     if not path.is_file():
         raise RunError(f"{path}: missing; paired tests need the runs' prediction files")
     return {str(row["id"]): row for _, row in iter_jsonl(path)}

@@ -19,10 +19,10 @@ import numpy as np
 from mtpeft.errors import RunError
 from mtpeft.run.artifacts import is_complete
 from mtpeft.run.schema import Metrics, read_metrics
+from mtpeft.study.analysis import LEXICAL
 from mtpeft.study.collect import read_predictions
 from mtpeft.study.stats import Comparison, PairedOutcomes, compare
 
-LEXICAL = "lexical"
 SPLITS = ("validation", "test")
 
 
@@ -134,4 +134,4 @@ def _predictions(run_dir: Path, metrics: Metrics, task: str, split: str, suffix:
     if split not in scored:  # a prompting run scores one split; `mtpeft eval --split all` another
         raise RunError(f"{run_dir}: task {task!r} has no {split} scores (it has {', '.join(scored) or 'none'}); "
                        "choose another --split")
-    return read_predictions(run_dir / "predictions" / f"{task}.{split}{suffix}.jsonl")
+    return read_predictions(run_dir, task, split + suffix)
