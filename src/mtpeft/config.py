@@ -153,6 +153,10 @@ class TrainConfig(_Strict):
         None, ge=1, description="Save a resumable checkpoint every N optimiser steps (always at epoch end)."
     )
     patience: int | None = Field(None, ge=1, description="Stop after this many evaluations without improvement.")
+    probe_epochs: int = Field(
+        0, ge=0, description="Before fine-tuning, fit the task heads for this many epochs on the untrained model's "
+        "features (LP-FT: linear probe, then fine-tune); costs one forward pass over the training data. 0: off."
+    )
     log_every: int = Field(10, ge=1, description="Write a train_log.jsonl line every N optimiser steps.")
     cpu: bool = Field(False, description="Force the CPU even when an accelerator is present.")
     keep_freed_memory: bool = Field(

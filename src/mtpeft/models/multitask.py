@@ -51,6 +51,7 @@ class MultiTaskModel(nn.Module):
         if lm_head is None and TaskKind.GENERATION in tasks.values():
             raise ValueError("generation tasks need the language model's head (lm_head)")
         self.encoder = encoder
+        self.hidden = hidden
         self.kinds = dict(tasks)
         self.pooling = pooling
         self.virtual_tokens = virtual_tokens

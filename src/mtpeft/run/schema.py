@@ -166,6 +166,7 @@ class Flops(_Record):
     linear_weights_per_token: int | None = None
     trainable_linear_weights_per_token: int | None = None
     target_tokens: int | None = None
+    probe_forward: int | None = None  # train.probe_epochs: the frozen pass over the training data
     inference_forward: int | None = None  # prompting
 
 
@@ -187,6 +188,7 @@ class TrainInfo(_Record):
     eval_time_s: float | None = None
     peak_device_bytes: int | None = None
     attention_cells: int | None = None
+    head_probe: dict[str, Any] | None = None  # train.probe_epochs: what fitting the heads first computed
     prompts: int | None = None  # prompting
     generated_tokens: int | None = None
     inference_time_s: float | None = None

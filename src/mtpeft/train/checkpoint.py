@@ -36,6 +36,7 @@ class LoopState:
     eval_time_s: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     untrained: dict[str, Any] | None = None  # generation tasks' scores before training (their baseline)
+    probe: dict[str, Any] | None = None  # what fitting the heads first computed (train.probe_epochs), once done
 
 
 def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:

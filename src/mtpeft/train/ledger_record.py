@@ -40,6 +40,10 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
     head = built.model.lm_head
     if head is not None and not built.backbone.seq2seq:
         flops = flop_counts.with_lm_head(flops, counters.target_tokens, head.weight.numel(), head.weight.requires_grad)
+    if loop.probe:  # the frozen pass that fitted the heads first: a forward over the training data
+        probe_pairs = attended_pairs(loop.probe["padded_tokens"], loop.probe["attention_cells"], built.model.causal)
+        probe = flop_counts.forward(loop.probe["padded_tokens"], probe_pairs)
+        flops = {**flops, "probe_forward": probe, "total": flops["total"] + probe}
     full = built.method.storage == "model"
     stored_module = run_dir / built.method.storage
     heads_files = [run_dir / "heads.safetensors", run_dir / "heads.json"]
@@ -75,6 +79,7 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
             "peak_rss_bytes": peak_rss if peak_rss is not None else peak_rss_bytes(),
             "peak_device_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
             "attention_cells": counters.attention_cells,
+            "head_probe": loop.probe,
             "flops": {
                 **flops,
                 "achieved_gflop_per_s": round(flops["total"] / max(loop.train_time_s, 1e-9) / 1e9, 2),
@@ -82,7 +87,8 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
                 "trainable_linear_weights_per_token": flop_counts.trainable_weights,
                 "counted": "analytically from the model's shapes over padded tokens (what the hardware computed): "
                            "matmuls of linear layers and attention, forward + backward, and a decoder's LM head "
-                           "over generation targets; see mtpeft.ledger.flops"
+                           "over generation targets (and the forward that fitted the heads first, if any); see "
+                           "mtpeft.ledger.flops"
                            + ("; an encoder-decoder's decoder is NOT counted" if built.backbone.seq2seq else ""),
                 "target_tokens": counters.target_tokens,
             },

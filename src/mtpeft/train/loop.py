@@ -2,10 +2,11 @@
 
 :func:`train` runs, in this order:
 
-    1) seed and accelerator            5) resume (weights, optimiser, schedule, RNG, position)
-    2) tasks, tokens, model            6) the baseline of generation tasks: the model before training
-    3) optimiser and schedule          7) epochs of steps (:func:`train_step`), each followed by
-    4) accelerate.prepare                 evaluation and selection (:func:`evaluate_and_select`) and a
+    1) seed and accelerator            5) resume (weights, optimiser, schedule, RNG, position); a fresh run
+    2) tasks, tokens, model               may first fit its heads on the untrained features (:func:`fit_heads_first`)
+    3) optimiser and schedule          6) the baseline of generation tasks: the model before training
+    4) accelerate.prepare              7) epochs of steps (:func:`train_step`), each followed by
+                                          evaluation and selection (:func:`evaluate_and_select`) and a
                                           checkpoint (:func:`save_progress`)
                                        8) the selected weights on validation and test; the run directory
 
@@ -39,6 +40,7 @@ from mtpeft.data.collate import Batch, collate
 from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, SplitOutput, score
+from mtpeft.evaluate.sharding import Shard
 from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters, peak_rss_bytes
 from mtpeft.run.artifacts import CHECKPOINT, is_complete, save_artifacts
@@ -56,6 +58,7 @@ from mtpeft.train.checkpoint import (
     save_checkpoint,
     trainable_state,
 )
+from mtpeft.train.head_probe import probe_heads
 from mtpeft.train.ledger_record import write_ledger
 from mtpeft.train.optim import linear_schedule, make_optimizer
 from mtpeft.train.precision import cast_frozen_linears
@@ -192,6 +195,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     if session.main:
         write_json(session.run_dir / "run.json", {"status": "training", "config": str(session.run_dir / "config.yaml")})
         write_text(session.run_dir / "config.yaml", session.config_yaml)
+    if cfg.probe_epochs and session.state.probe is None:
+        fit_heads_first(session, progress)
 
     # 6) generation tasks are judged against the model before training; measured once, kept on resume
     if session.state.untrained is None and "trivial" in config.baselines:
@@ -209,6 +214,30 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     # 8) the selected weights: thresholds tuned on validation, test scored, the run directory written
     finish(session, start)
     return session.run_dir
+
+
+def fit_heads_first(session: Session, progress: bool) -> None:
+    """LP-FT (:mod:`mtpeft.train.head_probe`): the heads fitted on the untrained model's features, then a
+    checkpoint, so that a resumed run never repeats it. Every process fits the same heads from the same cached
+    vectors; rank 0's are then broadcast, so that dropout's per-process randomness cannot split them."""
+    built, cfg = session.built, session.config.train
+    heads = session.raw.model.heads
+    with timed(session.state, "train_time_s"):
+        work = probe_heads(session.raw.model, built.encoded, built.pad_id, cfg, session.accelerator.device,
+                           session.accelerator.autocast, Shard.of(session.accelerator), built.repeats,
+                           progress and session.main)
+    if session.processes > 1:
+        for param in heads.parameters():
+            torch.distributed.broadcast(param.data, src=0)
+    shares = session.gathered((work.examples, work.padded_tokens, work.attention_cells))
+    examples, padded, cells = (sum(column) for column in zip(*shares, strict=True))
+    session.state.probe = {"epochs": cfg.probe_epochs, "examples": examples, "padded_tokens": padded,
+                           "attention_cells": cells, "losses": work.losses}
+    if session.main:
+        append_jsonl(session.run_dir / "train_log.jsonl", {"event": "probe", "step": 0, **session.state.probe})
+    session.accelerator.print("heads fitted on the untrained features: "
+                              + ", ".join(f"{t} loss {v[0]:.3f} -> {v[-1]:.3f}" for t, v in work.losses.items()))
+    save_progress(session)
 
 
 def run_epoch(session: Session, progress: bool) -> bool:
