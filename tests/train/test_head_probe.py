@@ -110,6 +110,7 @@ def test_a_run_fits_its_heads_once_counts_the_forward_and_resumes_to_the_same_re
 
     log = [json.loads(line) for line in (resumed / "train_log.jsonl").read_text().splitlines()]
     assert [row["event"] for row in log].count("probe") == 1  # not fitted again on resume
+    assert (log[0]["event"], log[1]["event"], log[1]["step"]) == ("probe", "eval", 0)  # the probe alone, validated
     a, b = (json.loads((r / "metrics.json").read_text()) for r in (reference, resumed))
     assert a["tasks"] == b["tasks"]
 

@@ -217,8 +217,9 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
 
 
 def fit_heads_first(session: Session, progress: bool) -> None:
-    """LP-FT (:mod:`mtpeft.train.head_probe`): the heads fitted on the untrained model's features, then a
-    checkpoint, so that a resumed run never repeats it. Every process fits the same heads from the same cached
+    """LP-FT (:mod:`mtpeft.train.head_probe`): the heads fitted on the untrained model's features, validated
+    (step 0: if fine-tuning never beats the probe alone, the probe is what the run keeps), then a checkpoint, so
+    that a resumed run never repeats it. Every process fits the same heads from the same cached
     vectors; rank 0's are then broadcast, so that dropout's per-process randomness cannot split them."""
     built, cfg = session.built, session.config.train
     heads = session.raw.model.heads
@@ -237,6 +238,7 @@ def fit_heads_first(session: Session, progress: bool) -> None:
         append_jsonl(session.run_dir / "train_log.jsonl", {"event": "probe", "step": 0, **session.state.probe})
     session.accelerator.print("heads fitted on the untrained features: "
                               + ", ".join(f"{t} loss {v[0]:.3f} -> {v[-1]:.3f}" for t, v in work.losses.items()))
+    evaluate_and_select(session)  # the probe alone (a linear-probe baseline) competes in the selection
     save_progress(session)
 
 
