@@ -48,7 +48,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def write_config(workspace: Path, name: str, epochs: int = 3, grad_accum: int = 1) -> Path:
     """Two tasks, round robin: a binary task and code search with odd-sized evaluation splits (an uneven end
-    for two processes); 18 steps per epoch, so two processes drop none (an odd last step is left out)."""
+    for two processes); 18 steps per epoch, so two processes drop none (an odd last step is left out). The heads
+    are fitted first (``probe_epochs``): its vectors are computed in shares and gathered, like evaluation's."""
     path = workspace / f"{name}.yaml"
     path.write_text(f"""name: {name}
 model: {workspace / 'tiny-bert-no-dropout'}
@@ -59,7 +60,7 @@ tasks:
   - {{name: overflow, kind: binary, source: devign, path: {workspace / 'overflow.jsonl'}, max_examples: {{train: 72}}}}
   - {{name: search, max_examples: {{train: 32, validation: 15, test: 15}}}}
 train: {{epochs: {epochs}, batch_size: 4, grad_accum: {grad_accum}, lr: 0.01, precision: fp32, max_length: 48,
-        checkpoint_every: 4, log_every: 1}}
+        checkpoint_every: 4, log_every: 1, probe_epochs: 2}}
 output_dir: {workspace / name}
 """)
     return path
