@@ -8,6 +8,9 @@ docs/results.md). So, before the first step: one pass over the training data wit
 input's pooled vector as the model computes it at step 0 (a LoRA starts as the identity), then each head trains
 for ``train.probe_epochs`` epochs on those vectors alone (seconds: the heads are small). Fine-tuning then starts
 from heads that already read the pretrained features.
+
+Off by default: measured on clone pairs (siamese, 2,000 training pairs), 10 probe epochs lowered test F1 by 0.020
+at 1.49x the FLOPs; the head fitted to near-zero loss left fine-tuning little to learn from (docs/results.md).
 """
 
 from __future__ import annotations

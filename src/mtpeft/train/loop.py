@@ -238,7 +238,7 @@ def fit_heads_first(session: Session, progress: bool) -> None:
         append_jsonl(session.run_dir / "train_log.jsonl", {"event": "probe", "step": 0, **session.state.probe})
     session.accelerator.print("heads fitted on the untrained features: "
                               + ", ".join(f"{t} loss {v[0]:.3f} -> {v[-1]:.3f}" for t, v in work.losses.items()))
-    evaluate_and_select(session)  # the probe alone (a linear-probe baseline) competes in the selection
+    evaluate_and_select(session)  # the probe alone competes in the selection
     save_progress(session)
 
 
