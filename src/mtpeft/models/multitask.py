@@ -97,6 +97,15 @@ class MultiTaskModel(nn.Module):
             return vectors
         return pool_windows(self.options[task].window_pooling, vectors, owner, count)
 
+    def input_vectors(self, task: str, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """What the task's head reads: one ``(batch, hidden)`` vector per example, and a second one where the batch
+        has second inputs (retrieval codes, siamese pairs)."""
+        first = self.represent(task, batch.input_ids, batch.attention_mask, batch.owner, len(batch))
+        if batch.pair_input_ids is None:
+            return (first,)
+        return first, self.represent(task, batch.pair_input_ids, batch.pair_attention_mask, batch.pair_owner,
+                                     len(batch))
+
     def forward(self, task: str, batch: Batch) -> dict[str, Any]:
         """Loss and outputs of one task batch: ``logits`` (classification), ``query``/``code`` vectors
         (retrieval), or only the loss (generation: decoding goes through :class:`TextGenerator`)."""
@@ -108,13 +117,11 @@ class MultiTaskModel(nn.Module):
             mask = self.attention_mask_for(batch.attention_mask)
             hidden = self.encoder(input_ids=batch.input_ids, attention_mask=mask).last_hidden_state
             return {"loss": next_token_loss(hidden, batch.target_labels, self.lm_head)}
-        first = self.represent(task, batch.input_ids, batch.attention_mask, batch.owner, len(batch))
-        second = None if batch.pair_input_ids is None else self.represent(
-            task, batch.pair_input_ids, batch.pair_attention_mask, batch.pair_owner, len(batch))
+        sides = self.input_vectors(task, batch)
         if self.kinds[task] is TaskKind.RETRIEVAL:
-            queries, codes = head(first), head(second)
+            queries, codes = head(sides[0]), head(sides[1])
             return {"loss": head.loss(queries, codes), "query": queries, "code": codes}
-        logits = head(first) if second is None else head(first, second)
+        logits = head(*sides)
         out: dict[str, Any] = {"logits": logits}
         if batch.labels is not None:
             out["loss"] = head.loss(logits, batch.labels)

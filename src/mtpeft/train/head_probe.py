@@ -73,10 +73,7 @@ def frozen_features(model: MultiTaskModel, task: str, split: EncodedSplit, pad_i
         for chunk in tqdm(chunks, desc=f"features of {task}", disable=not progress, dynamic_ncols=True):
             batch = collate(split, [mine[i] for i in chunk], pad_id).to(device)
             with autocast():
-                vectors = [model.represent(task, batch.input_ids, batch.attention_mask, batch.owner, len(batch))]
-                if sides == 2:
-                    vectors.append(model.represent(task, batch.pair_input_ids, batch.pair_attention_mask,
-                                                   batch.pair_owner, len(batch)))
+                vectors = model.input_vectors(task, batch)
             for side, v in zip(out, vectors, strict=True):
                 side[chunk] = v.float().cpu().numpy()
             work.examples += len(batch)
