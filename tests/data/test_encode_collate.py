@@ -1,7 +1,7 @@
 import random
 
 from mtpeft.data.collate import collate
-from mtpeft.data.encode import encode_examples
+from mtpeft.data.encode import InputFormat, encode_examples
 from mtpeft.data.samplers import epoch_plan
 from mtpeft.models.backbone import load_backbone
 from mtpeft.tasks.spec import Example, TaskKind
@@ -26,6 +26,29 @@ def test_bucketed_batches_change_no_example_content_or_label():
                 seen.add(i)
             assert batch.real_tokens == sum(len(split.ids[i]) for i in indices)
     assert seen == set(range(100))
+
+
+def test_two_input_batches_are_bucketed_input_by_input():
+    """A siamese pair pads each input on its own: bucketing by each input's size pads less than by their sum,
+    as collate counts it, and every example still comes once."""
+    tokenizer = load_backbone("tiny-bert").tokenizer
+    rng = random.Random(0)
+    examples = [Example(f"e{i}", " ".join(["doc"] * rng.randint(2, 30)), " ".join(["code"] * rng.randint(10, 120)),
+                        i % 2) for i in range(512)]
+    split = encode_examples(examples, TaskKind.PAIR, tokenizer, 160, inputs=InputFormat(siamese=True))
+    assert split.input_sizes()[7] == (len(split.ids[7]), len(split.pair_ids[7]))
+    assert split.lengths()[7] == len(split.ids[7]) + len(split.pair_ids[7])
+
+    def padded(sizes) -> tuple[int, list[int]]:
+        (step_batches,) = zip(*epoch_plan({"t": sizes}, 16, "round_robin", 0.3, seed=0, epoch=0), strict=True)
+        batches = [collate(split, indices, tokenizer.pad_token_id) for _, indices in step_batches]
+        return sum(b.padded_tokens for b in batches), sorted(i for _, indices in step_batches for i in indices)
+
+    by_input, seen = padded(split.input_sizes())
+    by_sum, _ = padded(split.lengths())
+    real = sum(split.lengths())
+    assert seen == list(range(512))
+    assert by_input - real < (by_sum - real) / 2, (real, by_input, by_sum)
 
 
 def test_pairs_are_encoded_jointly_with_a_separator():

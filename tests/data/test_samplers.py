@@ -2,6 +2,7 @@ from collections import Counter
 
 import pytest
 
+from mtpeft.data.collate import chunks_by_size
 from mtpeft.data.samplers import epoch_plan, sampling_probabilities, shard_plan, task_batches
 
 LENGTHS = {"big": list(range(100)), "small": list(range(30))}
@@ -73,3 +74,13 @@ def test_oversampled_copies_never_share_a_batch_and_every_epoch_is_as_long():
         assert len(seen) - len(positives) == 1000 - 38
         sizes.add(len(batches))
     assert len(sizes) == 1
+
+
+def test_one_input_is_batched_in_sorted_order():
+    import random
+
+    sizes = [random.Random(i).randint(1, 500) for i in range(100)]
+    order = sorted(range(100), key=sizes.__getitem__)
+    assert chunks_by_size(sizes, 16) == [order[i:i + 16] for i in range(0, 100, 16)]
+    assert chunks_by_size([(s,) for s in sizes], 16) == chunks_by_size(sizes, 16)
+    assert chunks_by_size([], 16) == []

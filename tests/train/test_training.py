@@ -169,6 +169,22 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, tiny_jsonl_task):
     assert losses(reference, "overflow") == losses(resumed, "overflow")
 
 
+def test_a_resume_that_rebuilds_other_batches_says_so(tmp_path, tiny_jsonl_task, monkeypatch, recwarn):
+    from mtpeft.train import loop
+
+    runs = [config(tmp_path / name, tiny_jsonl_task, train__checkpoint_every=2, train__epochs=1) for name in "ab"]
+    for crashed in runs:
+        with pytest.raises(KeyboardInterrupt), crash_after_step(3):  # last checkpoint: step 2, mid-epoch
+            train(crashed, progress=False)
+    train(runs[0], resume=True, progress=False)  # same data, same batching: nothing to say
+    assert not [w for w in recwarn if "batches differ" in str(w.message)]
+
+    rebuilt = loop.epoch_plan
+    monkeypatch.setattr(loop, "epoch_plan", lambda *args, **kwargs: rebuilt(*args, **kwargs)[::-1])
+    with pytest.warns(UserWarning, match=r"epoch 1's batches differ .* remaining \d+ steps use the new batches"):
+        train(runs[1], resume=True, progress=False)
+
+
 def test_lexical_baseline_can_be_turned_off(tmp_path, tiny_jsonl_task):
     run = train(config(tmp_path, tiny_jsonl_task, train__epochs=1, baselines=["trivial"]), progress=False)
     entry = json.loads((run / "metrics.json").read_text())["tasks"]["overflow"]

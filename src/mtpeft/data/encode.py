@@ -116,11 +116,18 @@ class EncodedSplit:
 
     def lengths(self) -> list[int]:
         """Tokens per example (both inputs, every window; prompt + target for generation): what a batch costs."""
+        return [sum(sizes) for sizes in self.input_sizes()]
+
+    def input_sizes(self) -> list[tuple[int, ...]]:
+        """Tokens per example of each input that a batch pads on its own (every window counted): one for a single
+        input or a decoder's prompt + target, two for two-input tasks and an encoder-decoder's prompt and target."""
         if self.kind is TaskKind.GENERATION:
-            return [len(a) + len(b) for a, b in zip(self.ids, self.pair_ids, strict=True)]
+            if self.seq2seq:
+                return [(len(a), len(b)) for a, b in zip(self.ids, self.pair_ids, strict=True)]
+            return [(len(a) + len(b),) for a, b in zip(self.ids, self.pair_ids, strict=True)]
         inputs = [self.ids, self.pair_ids] if self.two_inputs else [self.ids]
         cost = self.windowing.tokens if self.windowing else int
-        return [sum(cost(len(side[i])) for side in inputs) for i in range(len(self))]
+        return [tuple(cost(len(side[i])) for side in inputs) for i in range(len(self))]
 
     def longest_inputs(self) -> list[int]:
         """Tokens of each example's longest single input (what truncation is applied to)."""

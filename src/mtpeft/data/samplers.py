@@ -9,8 +9,9 @@ run rebuilds the same plan and skips the steps it already took.
 - ``proportional`` / ``temperature``: every step holds one batch of one task, drawn with probability
   proportional to ``size ** T`` (T = 1 for proportional); the epoch has as many steps as batches.
 
-Within a task, batches are length-bucketed: shuffled, cut into mega-batches, sorted by length inside
-each mega-batch and chunked, so batches pad little but still differ from epoch to epoch. ``repeats`` (an
+Within a task, batches are length-bucketed: shuffled, cut into mega-batches, grouped by length inside
+each mega-batch (input by input for two-input tasks, ``collate.similar_size_batches``), so batches pad
+little but still differ from epoch to epoch. ``repeats`` (an
 oversampled class) makes an example appear that many times per epoch, each copy in a pass of its own.
 """
 
@@ -21,20 +22,23 @@ import random
 from collections.abc import Callable, Sequence
 from functools import partial
 
+from mtpeft.data.collate import Size, similar_size_batches
+
 Step = list[tuple[str, list[int]]]
 _MEGA = 32  # batches per mega-batch when bucketing by length
 
 
-def task_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, bucket: bool = True,
+def task_batches(sizes: Sequence[Size], batch_size: int, rng: random.Random, bucket: bool = True,
                  repeats: Sequence[float] | None = None) -> list[list[int]]:
-    """One pass over a task's examples as shuffled batches (length-bucketed when ``bucket``).
+    """One pass over a task's examples (``sizes``: tokens of each) as shuffled batches (length-bucketed when
+    ``bucket``).
 
     With ``repeats``, example ``i`` appears ``repeats[i]`` times: every copy beyond the first comes in a pass of its
     own (the fractional part as a fixed number of randomly chosen examples), batched apart, so no batch holds two
     copies of one example and every epoch has as many batches.
     """
-    passes = [list(range(len(lengths))), *extra_passes(repeats or [], rng)]
-    batches = [batch for order in passes for batch in _batched(order, lengths, batch_size, rng, bucket)]
+    passes = [list(range(len(sizes))), *extra_passes(repeats or [], rng)]
+    batches = [batch for order in passes for batch in _batched(order, sizes, batch_size, rng, bucket)]
     rng.shuffle(batches)
     return batches
 
@@ -50,14 +54,14 @@ def extra_passes(repeats: Sequence[float], rng: random.Random) -> list[list[int]
     return passes
 
 
-def _batched(order: list[int], lengths: Sequence[int], batch_size: int, rng: random.Random,
+def _batched(order: list[int], sizes: Sequence[Size], batch_size: int, rng: random.Random,
              bucket: bool) -> list[list[int]]:
     rng.shuffle(order)
-    if bucket:
-        mega = batch_size * _MEGA
-        order = [i for start in range(0, len(order), mega)
-                 for i in sorted(order[start:start + mega], key=lambda i: lengths[i])]
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if not bucket:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    mega = batch_size * _MEGA
+    return [batch for start in range(0, len(order), mega)
+            for batch in similar_size_batches(order[start:start + mega], sizes, batch_size)]
 
 
 def sampling_probabilities(sizes: dict[str, int], temperature: float) -> dict[str, float]:
@@ -68,7 +72,7 @@ def sampling_probabilities(sizes: dict[str, int], temperature: float) -> dict[st
 
 
 def epoch_plan(
-    lengths: dict[str, Sequence[int]],
+    sizes: dict[str, Sequence[Size]],
     batch_size: int,
     strategy: str,
     temperature: float,
@@ -77,17 +81,17 @@ def epoch_plan(
     bucket: bool = True,
     repeats: dict[str, Sequence[float]] | None = None,
 ) -> list[Step]:
-    """The steps of one epoch for tasks with the given per-example token lengths (and ``repeats`` per example
+    """The steps of one epoch for tasks with the given per-example token sizes (and ``repeats`` per example
     of the tasks that oversample)."""
     rng = random.Random(f"{seed}:{epoch}")
-    tasks = sorted(lengths)
-    batches = {t: partial(task_batches, lengths[t], batch_size, rng, bucket, (repeats or {}).get(t)) for t in tasks}
+    tasks = sorted(sizes)
+    batches = {t: partial(task_batches, sizes[t], batch_size, rng, bucket, (repeats or {}).get(t)) for t in tasks}
     if strategy == "round_robin":
         return _round_robin(batches, tasks)
     if strategy in ("proportional", "temperature"):
         t = 1.0 if strategy == "proportional" else temperature
-        sizes = {task: sum((repeats or {}).get(task) or [1] * len(lengths[task])) for task in tasks}
-        return _sampled(batches, sizes, tasks, rng, t)
+        examples = {task: sum((repeats or {}).get(task) or [1] * len(sizes[task])) for task in tasks}
+        return _sampled(batches, examples, tasks, rng, t)
     raise ValueError(f"unknown sampling strategy {strategy!r}; valid: proportional, round_robin, temperature")
 
 

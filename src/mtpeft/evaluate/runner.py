@@ -48,9 +48,9 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
                 codes = embed(model, task, [split.rows(i, True) for i in mine], pad_id, batch_size, device)
             queries, codes = (torch.from_numpy(shard.gather(side.numpy(), count)) for side in (queries, codes))
             return SplitOutput(split.kind, split.example_ids, scores=(queries @ codes.T).numpy())
-        lengths = split.lengths()
+        sizes = split.input_sizes()
         probs = np.zeros(len(mine), dtype=np.float64)
-        for chunk in chunks_by_size([lengths[i] for i in mine], batch_size):
+        for chunk in chunks_by_size([sizes[i] for i in mine], batch_size):
             batch = collate(split, [mine[i] for i in chunk], pad_id).to(device)
             with autocast():
                 logits = model(task, batch)["logits"]

@@ -27,6 +27,7 @@ class LoopState:
 
     epoch: int = 0
     step_in_epoch: int = 0  # plan steps (micro-steps) already taken in this epoch
+    plan_digest: str | None = None  # of this epoch's batches, so a resume can tell it rebuilt the same ones
     optimizer_steps: int = 0
     best_score: float = float("-inf")
     best_epoch: int | None = None

@@ -63,13 +63,13 @@ def frozen_features(model: MultiTaskModel, task: str, split: EncodedSplit, pad_i
     ``shard``: in a distributed run each process computes its share and every process gets all of them."""
     shard = shard or Shard()
     mine, count = shard.indices(len(split)), len(split)
-    lengths = split.lengths()
+    sizes = split.input_sizes()
     sides = 2 if split.two_inputs else 1
     out = [np.zeros((len(mine), model.hidden), dtype=np.float32) for _ in range(sides)]
     was_training = model.training
     model.eval()
     try:
-        chunks = chunks_by_size([lengths[i] for i in mine], batch_size)
+        chunks = chunks_by_size([sizes[i] for i in mine], batch_size)
         for chunk in tqdm(chunks, desc=f"features of {task}", disable=not progress, dynamic_ncols=True):
             batch = collate(split, [mine[i] for i in chunk], pad_id).to(device)
             with autocast():

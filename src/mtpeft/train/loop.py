@@ -19,11 +19,13 @@ main process writes files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -133,10 +135,13 @@ class Session:
 
     def plan(self, epoch: int) -> Plan:
         """This process's share of the epoch's steps."""
-        lengths = {t: self.built.encoded[t]["train"].lengths() for t in sorted(self.built.tasks)}
-        plan = epoch_plan(lengths, self.config.train.batch_size, self.config.sampling.strategy,
+        return shard_plan(self.whole_plan(epoch), self.accelerator.process_index, self.accelerator.num_processes)
+
+    def whole_plan(self, epoch: int) -> Plan:
+        """Every process's steps of the epoch: a function of the seed, the epoch and the training data's sizes."""
+        sizes = {t: self.built.encoded[t]["train"].input_sizes() for t in sorted(self.built.tasks)}
+        return epoch_plan(sizes, self.config.train.batch_size, self.config.sampling.strategy,
                           self.config.sampling.temperature, self.config.train.seed, epoch, repeats=self.built.repeats)
-        return shard_plan(plan, self.accelerator.process_index, self.accelerator.num_processes)
 
 
 def on_optimizer_step(state: LoopState) -> None:
@@ -245,7 +250,9 @@ def fit_heads_first(session: Session, progress: bool) -> None:
 def run_epoch(session: Session, progress: bool) -> bool:
     """The rest of the current epoch, then its evaluation and checkpoint; True when early stopping says stop."""
     cfg, state = session.config.train, session.state
-    plan = session.plan(state.epoch)
+    whole = session.whole_plan(state.epoch)
+    check_same_batches(session, whole)
+    plan = shard_plan(whole, session.accelerator.process_index, session.processes)
     bar = tqdm(total=len(plan), initial=state.step_in_epoch, disable=not (progress and session.main),
                desc=f"epoch {state.epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
     for index in range(state.step_in_epoch, len(plan)):
@@ -272,6 +279,19 @@ def run_epoch(session: Session, progress: bool) -> bool:
     state.epoch, state.step_in_epoch = state.epoch + 1, 0
     save_progress(session)
     return stop
+
+
+def check_same_batches(session: Session, whole: Plan) -> None:
+    """Keep a digest of the epoch's batches in the loop state; a resume mid-epoch warns when it rebuilt other ones
+    (the training data or mtpeft's batching changed since), as the steps it skips are then not the ones taken."""
+    state = session.state
+    digest = hashlib.sha256(json.dumps(whole).encode()).hexdigest()[:16]
+    if state.step_in_epoch and state.plan_digest not in (None, digest):
+        warnings.warn(f"{session.run_dir}: epoch {state.epoch + 1}'s batches differ from those it began with (the "
+                      "training data or mtpeft's batching changed since); its remaining "
+                      f"{len(whole) - state.step_in_epoch} steps use the new batches, so this epoch may see some "
+                      "examples twice and others not at all", stacklevel=2)
+    state.plan_digest = digest
 
 
 def train_step(session: Session, step: list[tuple[str, list[int]]]) -> bool:
