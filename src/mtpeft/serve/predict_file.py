@@ -71,7 +71,7 @@ def _write(rows: list[dict[str, Any]], target: str) -> int:
 def _run(predictor: Predictor, items: list[Encoded], batch_size: int) -> Iterable[tuple[Encoded, Any]]:
     """(item, head output) in input order; batches of similar length, as evaluation runs them."""
     outputs: dict[int, Any] = {}
-    for chunk in chunks_by_size([item.tokens for item in items], batch_size):
+    for chunk in chunks_by_size([item.sizes for item in items], batch_size):
         outputs.update(zip(chunk, predictor.forward([items[i] for i in chunk]), strict=True))
     return ((item, outputs[i]) for i, item in enumerate(items))
 

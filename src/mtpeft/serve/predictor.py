@@ -40,8 +40,9 @@ class Encoded:
     ident: Ident | None = None
 
     @property
-    def tokens(self) -> int:
-        return sum(len(row) for rows in self.inputs for row in rows)
+    def sizes(self) -> tuple[int, ...]:
+        """Tokens of each input (every window counted): what batching by size groups on."""
+        return tuple(sum(map(len, rows)) for rows in self.inputs)
 
 
 class Predictor:
