@@ -11,8 +11,8 @@ run rebuilds the same plan and skips the steps it already took.
 
 Within a task, batches are length-bucketed: shuffled, cut into mega-batches, grouped by length inside
 each mega-batch (input by input for two-input tasks, ``collate.similar_size_batches``), so batches pad
-little but still differ from epoch to epoch. ``repeats`` (an
-oversampled class) makes an example appear that many times per epoch, each copy in a pass of its own.
+little but still differ from epoch to epoch. ``repeats`` (an oversampled class) makes an example appear
+that many times per epoch, each copy in a pass of its own.
 """
 
 from __future__ import annotations
