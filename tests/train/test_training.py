@@ -235,7 +235,7 @@ method: lora
 method_args: {{r: 4, alpha: 8}}
 tasks:
   - {{name: overflow, kind: binary, source: devign, path: {tiny_jsonl_task}}}
-train: {{epochs: 12, batch_size: 4, lr: 0.01, precision: fp32, max_length: 48, checkpoint_every: 5, log_every: 1}}
+train: {{epochs: 5, batch_size: 4, lr: 0.01, precision: fp32, max_length: 48, checkpoint_every: 5, log_every: 1}}
 output_dir: {out}
 """)
         return path
