@@ -46,7 +46,7 @@ def test_encoded_windows_hold_the_whole_function_with_special_tokens(tokenizer):
     assert [t for k, r in enumerate(rows) for t in r[len(prefix):-len(suffix)][k and content - split.windowing.stride:]
             ] == whole[:split.windowing.coverage]
     assert split.rows(1) == [tokenizer("int g() { return 0; }")["input_ids"]]
-    assert split.lengths()[0] == sum(map(len, rows))
+    assert split.input_sizes()[0] == (sum(map(len, rows)),)
     cut = truncated(tokenizer, [text, examples[1].text], split.ids, 32, windowing=split.windowing)
     assert cut == [len(whole) > split.windowing.coverage, False]
 

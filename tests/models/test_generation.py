@@ -64,7 +64,7 @@ def test_collate_labels_only_the_target(lora_llama):
         assert batch.input_ids[row, :len(prompt) + len(target)].tolist() == prompt + target
         assert labels[labels != IGNORE_INDEX].tolist() == target
         assert (labels[:len(prompt)] == IGNORE_INDEX).all()
-    assert batch.real_tokens == sum(split.lengths())
+    assert batch.real_tokens == sum(map(sum, split.input_sizes()))
 
 
 def test_loss_on_targets_equals_transformers_causal_lm_loss(lora_llama):

@@ -114,10 +114,6 @@ class EncodedSplit:
         tokens = (self.pair_ids if second else self.ids)[i]
         return self.windowing.split(tokens) if self.windowing else [tokens]
 
-    def lengths(self) -> list[int]:
-        """Tokens per example (both inputs, every window; prompt + target for generation): what a batch costs."""
-        return [sum(sizes) for sizes in self.input_sizes()]
-
     def input_sizes(self) -> list[tuple[int, ...]]:
         """Tokens per example of each input that a batch pads on its own (every window counted): one for a single
         input or a decoder's prompt + target, two for two-input tasks and an encoder-decoder's prompt and target."""

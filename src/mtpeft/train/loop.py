@@ -133,9 +133,9 @@ class Session:
 
         return gather_object([value]) if self.processes > 1 else [value]
 
-    def plan(self, epoch: int) -> Plan:
-        """This process's share of the epoch's steps."""
-        return shard_plan(self.whole_plan(epoch), self.accelerator.process_index, self.accelerator.num_processes)
+    def own_steps(self, whole: Plan) -> Plan:
+        """This process's share of an epoch's steps."""
+        return shard_plan(whole, self.accelerator.process_index, self.processes)
 
     def whole_plan(self, epoch: int) -> Plan:
         """Every process's steps of the epoch: a function of the seed, the epoch and the training data's sizes."""
@@ -181,7 +181,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     optimizer = make_optimizer(built.model.encoder, [built.model.heads, built.weighting], cfg)
     session = Session(config, config_yaml, accelerator, built, StepModule(built.model, built.weighting),
                       optimizer, None)
-    steps_per_epoch = math.ceil(len(session.plan(0)) / cfg.grad_accum)
+    steps_per_epoch = math.ceil(len(session.own_steps(session.whole_plan(0))) / cfg.grad_accum)
     session.scheduler = linear_schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
 
     # 4) prepare; not the schedule: accelerate would step it once per process at every optimiser step, for
@@ -252,7 +252,7 @@ def run_epoch(session: Session, progress: bool) -> bool:
     cfg, state = session.config.train, session.state
     whole = session.whole_plan(state.epoch)
     check_same_batches(session, whole)
-    plan = shard_plan(whole, session.accelerator.process_index, session.processes)
+    plan = session.own_steps(whole)
     bar = tqdm(total=len(plan), initial=state.step_in_epoch, disable=not (progress and session.main),
                desc=f"epoch {state.epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
     for index in range(state.step_in_epoch, len(plan)):
