@@ -166,13 +166,16 @@ def compare(
         help="Run directories B: one run, or several that split A's tasks between them (one per task). "
              "None: A's lexical baseline.")] = None,
     split: Annotated[str, typer.Option(help="validation or test.")] = "test",
+    metric: Annotated[str | None, typer.Option(
+        help="Compare by this metric instead of each task's main one, e.g. roc_auc or average_precision "
+             "(threshold-free) for classification tasks; tasks without it are skipped.")] = None,
     as_json: AsJson = False,
 ) -> None:
     """A against B task by task on the same examples: A - B with a 95% bootstrap interval and paired p-values."""
     from mtpeft.console import print_comparison
     from mtpeft.study.run_comparison import compare_runs
 
-    print_comparison(compare_runs(run_a, runs_b or [], split=split), as_json)
+    print_comparison(compare_runs(run_a, runs_b or [], split=split, metric=metric), as_json)
 
 
 @app.command()

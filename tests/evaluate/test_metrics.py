@@ -2,12 +2,18 @@ import numpy as np
 import pytest
 
 from mtpeft.evaluate.metrics import (
+    RANKING,
+    average_precision,
     classification_scores,
     constant_baseline,
     random_retrieval_baseline,
+    ranking_scores,
     retrieval_ranks,
     retrieval_scores,
+    roc_auc,
 )
+from mtpeft.evaluate.outputs import SplitOutput, score
+from mtpeft.tasks.spec import RANKING_METRICS, TaskKind
 
 
 def test_classification_hand_computed():
@@ -43,6 +49,36 @@ def test_against_sklearn():
     assert s["f1"] == pytest.approx(sklearn.f1_score(y, p))
     assert s["precision"] == pytest.approx(sklearn.precision_score(y, p))
     assert s["mcc"] == pytest.approx(sklearn.matthews_corrcoef(y, p))
+
+
+def test_ranking_metrics_hand_computed():
+    # positives at ranks 1 and 3 of 4: 3 of the 4 positive-negative pairs are ordered right; AP = (1/1 + 2/3) / 2
+    s = ranking_scores([1, 0, 1, 0], [0.9, 0.8, 0.4, 0.1])
+    assert s == {"roc_auc": 0.75, "average_precision": pytest.approx(5 / 6)}
+    # a tie between a positive and a negative counts half in AUC, and both at once in AP (precision 1/2 there)
+    assert ranking_scores([1, 0], [0.5, 0.5]) == {"roc_auc": 0.5, "average_precision": 0.5}
+    assert ranking_scores([0, 0], [0.2, 0.7]) == {}  # undefined with one class: left out, not a made-up number
+    assert tuple(RANKING) == RANKING_METRICS
+
+
+def test_a_split_is_scored_by_decisions_at_the_threshold_and_by_ranking_without_one():
+    output = SplitOutput(TaskKind.BINARY, ["a", "b", "c", "d"], labels=np.array([1, 0, 1, 0]),
+                         probabilities=np.array([0.9, 0.8, 0.4, 0.1]))
+    strict, lenient = score(output, threshold=0.85), score(output, threshold=0.3)
+    assert (strict["f1"], lenient["f1"]) == (pytest.approx(2 / 3), pytest.approx(0.8))
+    assert strict["roc_auc"] == lenient["roc_auc"] == 0.75
+    assert strict["average_precision"] == lenient["average_precision"] == pytest.approx(5 / 6)
+
+
+def test_ranking_metrics_match_sklearn_with_ties_and_score_many_resamples_at_once():
+    sklearn = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, (50, 40))
+    p = np.round(rng.random((50, 40)), 1)  # one decimal: many ties
+    y[:, 0], y[:, 1] = 0, 1  # both classes in every row
+    auc, ap = roc_auc(y, p), average_precision(y, p)
+    assert auc == pytest.approx([sklearn.roc_auc_score(yr, pr) for yr, pr in zip(y, p, strict=True)])
+    assert ap == pytest.approx([sklearn.average_precision_score(yr, pr) for yr, pr in zip(y, p, strict=True)])
 
 
 def test_retrieval_hand_computed_over_whole_pool():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -85,6 +86,28 @@ def test_without_b_the_run_is_compared_with_its_own_lexical_baseline(tmp_path: P
     row, = result.tasks
     assert (row.task, row.b_source, row.a, row.b) == ("clone", "lexical", 0.6, 0.9)
     assert "other" in result.skipped
+
+
+def test_another_metric_compares_probabilities_threshold_free(tmp_path: Path) -> None:
+    """--metric average_precision ranks each system's probabilities: a run whose decisions are worse can rank
+    better; tasks without the metric are skipped with the reason."""
+    labels = [1, 0, 1, 0]
+    ranks_well = [{"id": f"e{i}", "label": y, "prediction": 0, "probability": p}
+                  for i, (y, p) in enumerate(zip(labels, [0.4, 0.3, 0.2, 0.1], strict=True))]
+    decides_well = [{"id": f"e{i}", "label": y, "prediction": y, "probability": p}
+                    for i, (y, p) in enumerate(zip(labels, [0.6, 0.9, 0.2, 0.1], strict=True))]
+    a = write_run(tmp_path, "a", {"t": {"metric": "accuracy", "rows": ranks_well},
+                                  "search": {"metric": "mrr", "rows": [{"id": "q", "rank": 1}]}})
+    b = write_run(tmp_path, "b", {"t": {"metric": "accuracy", "rows": decides_well},
+                                  "search": {"metric": "mrr", "rows": [{"id": "q", "rank": 2}]}})
+    assert compare_runs(a, [b]).tasks[0].paired.delta == pytest.approx(-0.5)
+    result = compare_runs(a, [b], metric="average_precision")
+    row, = result.tasks
+    assert (row.metric, row.a, row.b) == ("average_precision", pytest.approx(5 / 6), pytest.approx(7 / 12))
+    assert np.isnan(row.paired.p_mcnemar)  # McNemar counts decisions, which this metric does not read
+    assert result.skipped == {"search": "a retrieval task has no average_precision"}
+    with pytest.raises(RunError, match="--metric 'auc': expected one of"):
+        compare_runs(a, [b], metric="auc")
 
 
 def test_only_the_examples_both_runs_have_are_compared(tmp_path: Path) -> None:

@@ -2,13 +2,15 @@
 
 Every metric is higher-is-better. Degenerate cases return defined values instead of dividing by
 zero: precision/recall/F1 are 0 when their denominator is 0, MCC is 0 when any marginal is 0
-(the sklearn conventions), so a constant predictor scores 0 on F1 and MCC.
+(the sklearn conventions), so a constant predictor scores 0 on F1 and MCC. The threshold-free ranking
+metrics (ROC AUC, average precision) are left out of a split with one class only, where they are undefined.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import stats
 
 
 def binary_confusion(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[int, int, int, int]:
@@ -57,6 +59,53 @@ def scores_from_confusion(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike, tn: Array
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "mcc": _ratio(tp * tn - fp * fn, np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))),
     }
+
+
+def ranking_scores(y_true: ArrayLike, probabilities: ArrayLike) -> dict[str, float]:
+    """ROC AUC and average precision of the positive class's probabilities: how well a system ranks positives
+    above negatives, whatever threshold it picks (the threshold tuned on one split may not carry to another, e.g.
+    from some projects to others). Empty when the labels hold one class only.
+
+    Example:
+        >>> s = ranking_scores([1, 0, 1, 0], [0.9, 0.8, 0.4, 0.1])
+        >>> s["roc_auc"], round(s["average_precision"], 4)
+        (0.75, 0.8333)
+    """
+    y = np.asarray(y_true).astype(int).ravel()[None, :]
+    p = np.asarray(probabilities, dtype=float).ravel()[None, :]
+    if y.shape != p.shape:
+        raise ValueError(f"y_true has {y.size} labels but probabilities has {p.size}")
+    if np.unique(y).size < 2:
+        return {}
+    return {name: float(metric(y, p)[0]) for name, metric in RANKING.items()}
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of 0/1 labels ``y`` and scores ``p`` (2-d, one resample per row): the Mann-Whitney U of
+    the positives' ranks, ties counted half (sklearn's ``roc_auc_score``); 0 for a row with one class."""
+    positives = y.sum(axis=1)
+    negatives = y.shape[1] - positives
+    u = (stats.rankdata(p, axis=1) * y).sum(axis=1) - positives * (positives + 1) / 2
+    return _ratio(u, positives * negatives)
+
+
+def average_precision(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Average precision of each row (2-d, as :func:`roc_auc`): the precision at each distinct score, weighted by
+    the recall it adds (sklearn's ``average_precision_score``, tied scores taken together); 0 without positives."""
+    order = np.argsort(-p, axis=1, kind="stable")
+    ranked_labels, ranked_scores = np.take_along_axis(y, order, axis=1), np.take_along_axis(p, order, axis=1)
+    n = p.shape[1]
+    precision = np.cumsum(ranked_labels, axis=1) / np.arange(1, n + 1)
+    last_of_tie = np.ones_like(ranked_scores, dtype=bool)
+    last_of_tie[:, :-1] = ranked_scores[:, :-1] != ranked_scores[:, 1:]
+    # each position reads the precision where its group of tied scores ends
+    group_end = np.minimum.accumulate(np.where(last_of_tie, np.arange(n), n)[:, ::-1], axis=1)[:, ::-1]
+    at_group_end = np.take_along_axis(precision, group_end, axis=1)
+    return _ratio((ranked_labels * at_group_end).sum(axis=1), ranked_labels.sum(axis=1))
+
+
+RANKING = {"roc_auc": roc_auc, "average_precision": average_precision}
+"""Threshold-free classification metrics, row-wise over resamples (reported, not a task's main metric)."""
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

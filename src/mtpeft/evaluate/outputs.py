@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mtpeft.evaluate.generation import generation_scores
-from mtpeft.evaluate.metrics import classification_scores, retrieval_ranks, retrieval_scores
+from mtpeft.evaluate.metrics import classification_scores, ranking_scores, retrieval_ranks, retrieval_scores
 from mtpeft.tasks.spec import TaskKind
 
 DEFAULT_THRESHOLD = 0.5
@@ -53,7 +53,8 @@ def score(output: SplitOutput, threshold: float = DEFAULT_THRESHOLD) -> dict[str
         return generation_scores(output.texts or [], output.references or [], output.language)
     if output.kind is TaskKind.RETRIEVAL:
         return retrieval_scores(output.scores)
-    return classification_scores(output.labels, output.probabilities >= threshold)
+    return (classification_scores(output.labels, output.probabilities >= threshold)
+            | ranking_scores(output.labels, output.probabilities))
 
 
 def prediction_rows(output: SplitOutput, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 The questions the results tables ask (is one shared module below one module per task? does an option help? does
 the model beat the bag of words?) answered from run directories alone, with the paired tests the studies use: a
-bootstrap over examples on the task's own metric, and McNemar's test on per-example correctness for classification.
+bootstrap over examples on the task's own metric (or another of its kind, such as the threshold-free ROC AUC or
+average precision of classification tasks), and McNemar's test on per-example correctness for classification.
 Run A is compared with the runs B that answer its tasks (one run, or several that split the tasks between them,
 such as one single-task run per task), or with the lexical baseline fitted on A's own training examples.
 """
@@ -22,6 +23,7 @@ from mtpeft.run.schema import Metrics, read_metrics
 from mtpeft.study.analysis import LEXICAL
 from mtpeft.study.collect import read_predictions
 from mtpeft.study.stats import Comparison, PairedOutcomes, compare
+from mtpeft.tasks.spec import METRIC_NAMES, RANKING_METRICS, TaskKind
 
 SPLITS = ("validation", "test")
 
@@ -68,17 +70,26 @@ class RunComparison:
                 "skipped": self.skipped}
 
 
-def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int = 0) -> RunComparison:
+def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int = 0,
+                 metric: str | None = None) -> RunComparison:
     """Compare run ``a`` with the runs ``b`` on every task ``a`` shares with one of them (with no ``b``: with the
-    lexical baseline fitted on ``a``'s training examples)."""
+    lexical baseline fitted on ``a``'s training examples), by each task's main metric or by ``metric`` (tasks
+    that do not have it are skipped)."""
     if split not in SPLITS:
         raise RunError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    known = {name for names in _comparable_metrics().values() for name in names}
+    if metric is not None and metric not in known:
+        raise RunError(f"--metric {metric!r}: expected one of {', '.join(sorted(known))}")
     metrics_a = _finished_metrics(a)
     answering = _answering_runs(a, metrics_a, list(b))
     rows, skipped = [], {}
     for task, task_metrics in metrics_a.tasks.items():
         if b and task not in answering:
             skipped[task] = "no compared run has this task"
+            continue
+        compared = metric or task_metrics.metric
+        if compared not in _comparable_metrics()[TaskKind(task_metrics.kind)]:
+            skipped[task] = f"a {task_metrics.kind} task has no {compared}"
             continue
         rows_a = _predictions(a, metrics_a, task, split)
         if not b:
@@ -88,20 +99,25 @@ def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int
             source, rows_b = LEXICAL, _predictions(a, metrics_a, task, split, f".{LEXICAL}")
         else:
             run_b, metrics_b = answering[task]
-            if metrics_b.tasks[task].metric != task_metrics.metric:
+            if metric is None and metrics_b.tasks[task].metric != task_metrics.metric:
                 raise RunError(f"{run_b}: task {task!r} is scored by {metrics_b.tasks[task].metric}, "
                                f"{a} scores it by {task_metrics.metric}; the runs cannot be compared on it")
             source, rows_b = str(run_b), _predictions(run_b, metrics_b, task, split)
-        outcomes = PairedOutcomes.from_rows(task_metrics.metric, rows_a, rows_b)
+        outcomes = PairedOutcomes.from_rows(compared, rows_a, rows_b)
         if len(outcomes) == 0:
             raise RunError(f"{a} and {source}: no {split} example of task {task!r} in common (different data or "
                            "splits); a paired test needs the same examples")
         score_a, score_b = outcomes.scores()
-        rows.append(TaskComparison(task, task_metrics.metric, source, float(score_a[0]), float(score_b[0]),
+        rows.append(TaskComparison(task, compared, source, float(score_a[0]), float(score_b[0]),
                                    compare(outcomes, seed=seed), len(rows_a), len(rows_b)))
     if not rows:
         raise RunError("nothing to compare: " + "; ".join(f"{task}: {why}" for task, why in skipped.items()))
     return RunComparison(a, list(b), split, rows, skipped)
+
+
+def _comparable_metrics() -> dict[TaskKind, tuple[str, ...]]:
+    ranking = {TaskKind.BINARY: RANKING_METRICS, TaskKind.PAIR: RANKING_METRICS}
+    return {kind: names + ranking.get(kind, ()) for kind, names in METRIC_NAMES.items()}
 
 
 def _finished_metrics(run_dir: Path) -> Metrics:

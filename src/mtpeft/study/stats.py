@@ -1,8 +1,9 @@
 """Paired significance tests and intervals for comparing two runs on the same test examples.
 
 Any metric (accuracy, F1, MRR, BLEU): a paired bootstrap that resamples test examples (queries) and
-recomputes the metric for both systems on the same resample. Classification also gets McNemar's exact
-test on per-example correctness (the discordant pairs follow Binomial(b + c, 1/2) under the null).
+recomputes the metric for both systems on the same resample (ROC AUC and average precision from the two systems'
+probabilities). Classification by decisions also gets McNemar's exact test on per-example correctness (the
+discordant pairs follow Binomial(b + c, 1/2) under the null).
 Generation metrics that are means over examples (smoothed BLEU, exact match, parse rate) resample
 per-example scores; corpus BLEU resamples its sufficient statistics; CodeBLEU has no paired test here.
 """
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from mtpeft.errors import RunError
 from mtpeft.evaluate.generation import (
     bleu_from_statistics,
     bleu_statistics,
@@ -22,7 +24,7 @@ from mtpeft.evaluate.generation import (
     parse_rate,
     sentence_smoothed_bleu,
 )
-from mtpeft.evaluate.metrics import scores_from_confusion
+from mtpeft.evaluate.metrics import RANKING, scores_from_confusion
 
 BOOTSTRAP_SAMPLES = 2000
 
@@ -40,11 +42,12 @@ PER_EXAMPLE_GENERATION = {"smoothed_bleu": sentence_smoothed_bleu, "exact_match"
 
 @dataclass(frozen=True)
 class PairedOutcomes:
-    """What two systems got on the same examples: labels and predictions, or reciprocal ranks."""
+    """What two systems got on the same examples: labels and predictions (or probabilities, for a ranking metric),
+    or reciprocal ranks."""
 
     metric: str
     labels: np.ndarray | None  # (n,) 0/1; None for retrieval and generation
-    a: np.ndarray  # (n,) predictions (0/1), reciprocal ranks or per-example scores; (n, 10) BLEU statistics
+    a: np.ndarray  # (n,) predictions (0/1), probabilities, reciprocal ranks or per-example scores; (n, 10) BLEU
     b: np.ndarray
 
     @classmethod
@@ -57,6 +60,9 @@ class PairedOutcomes:
                        np.array([1 / rows_b[i]["rank"] for i in ids]))
         if metric == "codebleu":  # not decomposable into per-example parts: no paired test
             return cls(metric, None, np.empty(0), np.empty(0))
+        if metric in RANKING:
+            return cls(metric, np.array([rows_a[i]["label"] for i in ids], dtype=int),
+                       _probabilities(rows_a, ids, metric), _probabilities(rows_b, ids, metric))
         if metric in PER_EXAMPLE_GENERATION or metric == "bleu":
             score = PER_EXAMPLE_GENERATION.get(metric, bleu_statistics)
             return cls(metric, None,
@@ -69,6 +75,11 @@ class PairedOutcomes:
     def __len__(self) -> int:
         return len(self.a)
 
+    @property
+    def decisions(self) -> bool:
+        """Both systems' answers are 0/1 decisions on labelled examples (what McNemar's test counts)."""
+        return self.labels is not None and self.metric not in RANKING
+
     def concat(self, other: PairedOutcomes) -> PairedOutcomes:
         labels = None if self.labels is None else np.concatenate([self.labels, other.labels])
         return PairedOutcomes(self.metric, labels, np.concatenate([self.a, other.a]), np.concatenate([self.b, other.b]))
@@ -80,6 +91,9 @@ class PairedOutcomes:
             return bleu_from_statistics(self.a[index].sum(axis=1)), bleu_from_statistics(self.b[index].sum(axis=1))
         if self.labels is None:
             return self.a[index].mean(axis=1), self.b[index].mean(axis=1)
+        if self.metric in RANKING:
+            ranking = RANKING[self.metric]
+            return ranking(self.labels[index], self.a[index]), ranking(self.labels[index], self.b[index])
         return self._classification(self.a, index), self._classification(self.b, index)
 
     def _classification(self, predictions: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -95,7 +109,7 @@ class Comparison:
     low: float  # 95% bootstrap interval of the delta
     high: float
     p_value: float  # paired bootstrap on the task's metric itself
-    p_mcnemar: float  # McNemar on per-example correctness (classification; nan for retrieval)
+    p_mcnemar: float  # McNemar on per-example correctness (classification decisions; nan otherwise)
 
 
 def compare(outcomes: PairedOutcomes, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> Comparison:
@@ -113,10 +127,17 @@ def compare(outcomes: PairedOutcomes, seed: int = 0, samples: int = BOOTSTRAP_SA
     deltas = boot_a - boot_b
     low, high = np.percentile(deltas, [2.5, 97.5])
     p_mcnemar = float("nan")
-    if outcomes.labels is not None:
+    if outcomes.decisions:
         correct_a, correct_b = outcomes.a == outcomes.labels, outcomes.b == outcomes.labels
         p_mcnemar = mcnemar(int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum()))
     return Comparison(n, float(score_a[0] - score_b[0]), float(low), float(high), bootstrap_p(deltas), p_mcnemar)
+
+
+def _probabilities(rows: dict[str, dict[str, Any]], ids: list[str], metric: str) -> np.ndarray:
+    try:
+        return np.array([rows[i]["probability"] for i in ids], dtype=float)
+    except KeyError:
+        raise RunError(f"{metric} needs each example's probability, and these predictions have none") from None
 
 
 def mcnemar(only_a: int, only_b: int) -> float:
