@@ -129,6 +129,17 @@ def test_unknown_targets_list_candidates():
         create_method("adapter", {"target_modules": ["nope"]}).inject(load_backbone("tiny-bert"))
 
 
+def test_all_linear_adapts_every_linear_layer_but_none_outside_the_backbone():
+    """peft's all-linear shorthand is passed through (not refused as a pattern that matches nothing), and the run
+    records the layers it resolved to."""
+    backbone = load_backbone("tiny-bert")
+    linear = [n for n, m in backbone.model.named_modules() if isinstance(m, torch.nn.Linear)]
+    method = create_method("lora", {"target_modules": "all-linear"})
+    method.inject(backbone)
+    assert {"query", "key", "value", "dense"} <= {name.rsplit(".", 1)[-1] for name in method.targets}
+    assert set(method.targets) <= set(linear) and len(method.targets) > 2 * len(backbone.model.encoder.layer)
+
+
 def test_bad_method_args_name_the_field():
     with pytest.raises(ConfigError, match=r"method_args.rank: Extra inputs.*takes: r, alpha"):
         create_method("lora", {"rank": 8})

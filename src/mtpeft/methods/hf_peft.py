@@ -19,13 +19,17 @@ from mtpeft.methods.base import METHODS, Method, MethodConfig, find_targets
 from mtpeft.models.backbone import Backbone
 from mtpeft.models.families import Family
 
+ALL_LINEAR = "all-linear"
+"""peft's shorthand for every linear layer of the backbone but its output layer; peft resolves it on injection."""
+
 
 class LoraArgs(MethodConfig):
     r: int = Field(16, gt=0, description="Rank of the update (the paper: 16).")
     alpha: float = Field(16, gt=0, description="Scaling numerator: the update is scaled by alpha / r.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] | str | None = Field(
-        None, description="Modules to adapt (peft rules); default: query/value projections of the family."
+        None, description="Modules to adapt (peft rules, or all-linear); default: query/value projections of the "
+        "family."
     )
 
 
@@ -54,13 +58,17 @@ class HfPeftMethod(Method):
 
     def inject(self, backbone: Backbone) -> nn.Module:
         from peft import get_peft_model
+        from peft.tuners.tuners_utils import BaseTunerLayer
 
         config = self.build_peft_config(backbone)
         targets = getattr(config, "target_modules", None)
-        if targets is not None:
+        if targets is not None and targets != ALL_LINEAR:
             self.targets = find_targets(backbone.model, sorted(targets) if isinstance(targets, set) else targets,
                                         self.name, "target_modules")
-        return get_peft_model(backbone.model, config)
+        model = get_peft_model(backbone.model, config)
+        if targets == ALL_LINEAR:
+            self.targets = [n for n, m in backbone.model.named_modules() if isinstance(m, BaseTunerLayer)]
+        return model
 
     def save(self, encoder: nn.Module, backbone: Backbone, directory: Path) -> None:
         with atomic_dir(directory) as staging:
