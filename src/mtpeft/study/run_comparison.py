@@ -26,6 +26,11 @@ from mtpeft.study.stats import Comparison, PairedOutcomes, compare
 from mtpeft.tasks.spec import METRIC_NAMES, RANKING_METRICS, TaskKind
 
 SPLITS = ("validation", "test")
+COMPARABLE: dict[TaskKind, tuple[str, ...]] = {
+    kind: names + (RANKING_METRICS if kind in (TaskKind.BINARY, TaskKind.PAIR) else ())
+    for kind, names in METRIC_NAMES.items()
+}
+"""What each kind of task can be compared by: its metrics, and the ranking metrics of classification."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int
     that do not have it are skipped)."""
     if split not in SPLITS:
         raise RunError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
-    known = {name for names in _comparable_metrics().values() for name in names}
+    known = {name for names in COMPARABLE.values() for name in names}
     if metric is not None and metric not in known:
         raise RunError(f"--metric {metric!r}: expected one of {', '.join(sorted(known))}")
     metrics_a = _finished_metrics(a)
@@ -88,7 +93,7 @@ def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int
             skipped[task] = "no compared run has this task"
             continue
         compared = metric or task_metrics.metric
-        if compared not in _comparable_metrics()[TaskKind(task_metrics.kind)]:
+        if compared not in COMPARABLE[TaskKind(task_metrics.kind)]:
             skipped[task] = f"a {task_metrics.kind} task has no {compared}"
             continue
         rows_a = _predictions(a, metrics_a, task, split)
@@ -113,11 +118,6 @@ def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int
     if not rows:
         raise RunError("nothing to compare: " + "; ".join(f"{task}: {why}" for task, why in skipped.items()))
     return RunComparison(a, list(b), split, rows, skipped)
-
-
-def _comparable_metrics() -> dict[TaskKind, tuple[str, ...]]:
-    ranking = {TaskKind.BINARY: RANKING_METRICS, TaskKind.PAIR: RANKING_METRICS}
-    return {kind: names + ranking.get(kind, ()) for kind, names in METRIC_NAMES.items()}
 
 
 def _finished_metrics(run_dir: Path) -> Metrics:
