@@ -84,7 +84,7 @@ def test_precision_auto_and_pooler_pooling_train_end_to_end(pooling, precision, 
 def assert_lexical_is_fitted_on_the_runs_examples(run: Path, cfg, metrics: dict) -> None:
     """metrics.json's lexical scores are the baseline's on the run's own splits; its rows reproduce them."""
     from mtpeft.baselines import lexical_baseline
-    from mtpeft.evaluate.metrics import classification_scores, retrieval_scores
+    from mtpeft.evaluate.metrics import classification_scores, ranking_scores, retrieval_scores
     from mtpeft.tasks import load_task
 
     for task in cfg.tasks:
@@ -100,7 +100,9 @@ def assert_lexical_is_fitted_on_the_runs_examples(run: Path, cfg, metrics: dict)
             assert stored["test"]["mrr"] == pytest.approx(float(np.mean(1 / ranks)))
             assert stored["test"]["mrr"] == pytest.approx(retrieval_scores(expected.outputs["test"].scores)["mrr"])
         else:
-            recomputed = classification_scores([r["label"] for r in rows], [r["prediction"] for r in rows])
+            refitted = expected.outputs["test"]  # its probabilities unrounded (rows keep 6 decimals)
+            recomputed = (classification_scores([r["label"] for r in rows], [r["prediction"] for r in rows])
+                          | ranking_scores(refitted.labels, refitted.probabilities))
             assert stored["test"] == pytest.approx(recomputed)
     ledger = json.loads((run / "ledger.json").read_text())
     times = ledger["baselines"]["lexical_fit_time_s"]
