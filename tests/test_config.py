@@ -73,7 +73,7 @@ def test_dump_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["quickstart", "paper-tasks", "paper-cpu", "paper-gpu", "generation",
-                                  "generation-codexglue"])
+                                  "generation-codexglue", "flaky-projects"])
 def test_shipped_run_configs_validate(name):
     from mtpeft.tasks import SOURCES, resolve_spec
 
