@@ -105,7 +105,8 @@ def average_precision(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 RANKING = {"roc_auc": roc_auc, "average_precision": average_precision}
-"""Threshold-free classification metrics, row-wise over resamples (reported, not a task's main metric)."""
+"""Threshold-free classification metrics, row-wise over resamples: reported beside the classification metrics and
+comparable (`mtpeft compare --metric`), not a main metric, since the main metric also tunes the threshold."""
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -18,16 +18,17 @@ from typing import Any
 import numpy as np
 
 from mtpeft.errors import RunError
+from mtpeft.evaluate.metrics import RANKING
 from mtpeft.run.artifacts import is_complete
 from mtpeft.run.schema import Metrics, read_metrics
 from mtpeft.study.analysis import LEXICAL
 from mtpeft.study.collect import read_predictions
 from mtpeft.study.stats import Comparison, PairedOutcomes, compare
-from mtpeft.tasks.spec import METRIC_NAMES, RANKING_METRICS, TaskKind
+from mtpeft.tasks.spec import METRIC_NAMES, TaskKind
 
 SPLITS = ("validation", "test")
 COMPARABLE: dict[TaskKind, tuple[str, ...]] = {
-    kind: names + (RANKING_METRICS if kind in (TaskKind.BINARY, TaskKind.PAIR) else ())
+    kind: names + (tuple(RANKING) if kind in (TaskKind.BINARY, TaskKind.PAIR) else ())
     for kind, names in METRIC_NAMES.items()
 }
 """What each kind of task can be compared by: its metrics, and the ranking metrics of classification."""

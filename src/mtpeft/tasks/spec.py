@@ -24,9 +24,6 @@ class TaskKind(StrEnum):
 
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "mcc")
-RANKING_METRICS = ("roc_auc", "average_precision")
-"""Threshold-free, reported beside the classification metrics and comparable (`mtpeft compare --metric`); not a
-main metric, since the main metric also tunes the decision threshold."""
 RETRIEVAL_METRICS = ("mrr", "recall@1", "recall@5", "recall@10")
 GENERATION_METRICS = ("bleu", "smoothed_bleu", "exact_match", "codebleu", "parses")
 """``codebleu`` only for code targets in a language CodeBLEU knows, ``parses`` only for Python targets."""
