@@ -72,6 +72,22 @@ def test_dump_round_trips(tmp_path):
     assert load_config(again) == cfg
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"fold": 5}, "fold 5 is set without folds"),
+    ({"folds": 5, "fold": 5}, r"fold is 5; expected one of 0..4"),
+    ({"folds": 2}, "greater than or equal to 3"),
+    ({"folds": 5, "split_ratios": [0.6, 0.2, 0.2]}, "split_ratios and folds both given"),
+])
+def test_fold_options_are_checked(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"name": "x", "tasks": [{"name": "flakiness", **fields}]})
+
+
+def test_a_run_with_folds_round_trips(tmp_path):  # the saved config spells out the default split_ratios
+    cfg = load_config(write(tmp_path, BASE.replace("max_examples: 50", "max_examples: 50\n    folds: 4\n    fold: 3")))
+    assert load_config(write(tmp_path, dump_config(cfg))) == cfg
+
+
 @pytest.mark.parametrize("name", ["quickstart", "paper-tasks", "paper-cpu", "paper-gpu", "generation",
                                   "generation-codexglue", "flaky-projects"])
 def test_shipped_run_configs_validate(name):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mtpeft.errors import ConfigError
 from mtpeft.io import utf8_problem
@@ -71,6 +71,12 @@ class TaskConfig(_Strict):
     split_ratios: tuple[float, float, float] = Field(
         (0.8, 0.1, 0.1), description="train/validation/test shares for sources that ship no split."
     )
+    folds: int | None = Field(
+        None, ge=3, description="Group k-fold instead of split_ratios, for sources that ship no split: the groups "
+        "(e.g. projects, with reader_args split_by: project) are dealt into this many folds; `fold` is the test "
+        "split, the next fold the validation split, the rest train. Run every fold to test every group once."
+    )
+    fold: int = Field(0, ge=0, description="folds: which fold is the test split (0 .. folds - 1).")
     reader_args: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the reader.")
     long_inputs: Literal["truncate", "windows"] = Field(
         "truncate", description="truncate: keep the first train.max_length tokens of an input; windows: split it into "
@@ -112,6 +118,18 @@ class TaskConfig(_Strict):
         if any(r < 0 for r in value) or abs(sum(value) - 1.0) > 1e-6:
             raise ValueError(f"must be three non-negative shares that sum to 1, got {list(value)}")
         return value
+
+    @model_validator(mode="after")
+    def _one_way_to_split(self) -> TaskConfig:
+        if self.folds is None:
+            if self.fold:
+                raise ValueError(f"fold {self.fold} is set without folds; give folds (the number of folds) too")
+            return self
+        if self.fold >= self.folds:
+            raise ValueError(f"fold is {self.fold}; expected one of 0..{self.folds - 1} (folds: {self.folds})")
+        if self.split_ratios != TaskConfig.model_fields["split_ratios"].default:  # a saved run's config holds both
+            raise ValueError("split_ratios and folds both given; folds decides the splits, drop split_ratios")
+        return self
 
     def cap(self, split: Split) -> int | None:
         if isinstance(self.max_examples, dict):

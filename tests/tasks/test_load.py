@@ -4,6 +4,7 @@ from mtpeft.config import config_from_dict
 from mtpeft.errors import ConfigError, DataError
 from mtpeft.registry import UnknownNameError
 from mtpeft.tasks import load_task
+from tests.conftest import write_jsonl
 
 
 def cfg(*tasks, **train):
@@ -64,3 +65,21 @@ def test_paper_tasks_config_stats(shared):
     assert 0.02 < flaky["positive_rate"] < 0.05
     assert 0.3 < stats["clone"]["splits"]["test"]["positive_rate"] < 0.7
     assert 0.3 < stats["vulnerability"]["splits"]["test"]["positive_rate"] < 0.7
+
+
+def test_folds_rotate_the_held_out_groups(tiny_jsonl_task):
+    task = {"name": "t", "kind": "binary", "source": "jsonl", "path": str(tiny_jsonl_task),
+            "reader_args": {"text_field": "func", "label_field": "target", "group_field": "idx"}, "folds": 4}
+    tests = []
+    for fold in range(4):
+        config = cfg({**task, "fold": fold})
+        tests.append({e.id for e in load_task(config.tasks[0], config).splits["test"]})
+    assert sum(map(len, tests)) == 96 and len(set().union(*tests)) == 96
+
+
+def test_folds_refuse_a_source_with_its_own_splits(tmp_path):
+    rows = [{"text": f"x{i}", "label": i % 2, "split": ("train", "valid", "test")[i % 3]} for i in range(30)]
+    config = cfg({"name": "t", "kind": "binary", "source": "jsonl", "path": str(write_jsonl(tmp_path / "d.jsonl", rows)),
+                  "reader_args": {"split_field": "split"}, "folds": 3})
+    with pytest.raises(ConfigError, match=r"tasks.t.folds: the source ships its own splits \(test, train, validation\)"):
+        load_task(config.tasks[0], config)

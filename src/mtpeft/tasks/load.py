@@ -14,7 +14,7 @@ from mtpeft.errors import ConfigError, DataError
 from mtpeft.tasks.readers.base import ALL, SOURCES, Source, SourceData
 from mtpeft.tasks.registry import DEFAULT_METRIC, TASKS
 from mtpeft.tasks.spec import METRIC_NAMES, Example, TaskKind, TaskSpec
-from mtpeft.tasks.splits import cap_stratified, split_examples
+from mtpeft.tasks.splits import cap_stratified, fold_split, split_examples
 
 
 @dataclass
@@ -147,6 +147,14 @@ def _call_source(source: Source, path: Path | None, task: TaskConfig, kind: Task
 
 
 def _split(raw: SourceData, task: TaskConfig, seed: int) -> dict[str, list[Example]]:
+    if task.folds is not None:
+        if set(raw) != {ALL}:
+            raise ConfigError(f"tasks.{task.name}.folds: the source ships its own splits ({', '.join(sorted(raw))}); "
+                              "folds needs a source that is split here (e.g. flakeflagger)")
+        try:
+            return fold_split(raw[ALL], task.folds, task.fold, seed)
+        except ValueError as err:
+            raise ConfigError(f"tasks.{task.name}.folds: {err}") from err
     if set(raw) == {ALL}:
         return split_examples(raw[ALL], task.split_ratios, seed)
     if set(raw) == {"validation", "test"}:

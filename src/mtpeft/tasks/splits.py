@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+import warnings
 from collections import defaultdict
+
+import numpy as np
 
 from mtpeft.tasks.spec import Example
 
@@ -51,6 +54,32 @@ def split_examples(
         for lab in labels:
             filled[best][lab] += counts[lab]
     return {s: sorted(v, key=lambda ex: _stable_hash(ex.id, seed)) for s, v in out.items()}
+
+
+def fold_split(examples: list[Example], folds: int, fold: int, seed: int) -> dict[str, list[Example]]:
+    """Group k-fold (scikit-learn's ``StratifiedGroupKFold``): fold ``fold`` is the test split.
+
+    The next fold (cyclically) is the validation split and the rest train, so running every ``fold``
+    from 0 to ``folds - 1`` tests each group (each project, with ``split_by: project``) exactly once.
+    ``split_examples`` cannot rotate like this: it deals the largest groups first, so its seed only
+    breaks ties between groups of equal size.
+    """
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} is not one of 0..{folds - 1}")
+    groups = [ex.group if ex.group is not None else f"\0{ex.id}" for ex in examples]
+    labels = [ex.label if ex.label is not None else 0 for ex in examples]
+    if len(set(groups)) < folds:
+        raise ValueError(f"{len(set(groups))} groups cannot fill {folds} folds")
+    from sklearn.model_selection import StratifiedGroupKFold  # imported here: scikit-learn is slow to import
+
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # "the least populated class has fewer members than folds": expected here
+        warnings.simplefilter("ignore", UserWarning)
+        parts = [test for _, test in splitter.split(np.zeros(len(examples)), labels, groups)]
+    chosen = {"test": parts[fold], "validation": parts[(fold + 1) % folds]}
+    held_out = set(chosen["test"]) | set(chosen["validation"])
+    chosen["train"] = [i for i in range(len(examples)) if i not in held_out]
+    return {s: sorted((examples[i] for i in chosen[s]), key=lambda ex: _stable_hash(ex.id, seed)) for s in SPLIT_NAMES}
 
 
 def cap_stratified(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
