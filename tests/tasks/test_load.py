@@ -79,7 +79,8 @@ def test_folds_rotate_the_held_out_groups(tiny_jsonl_task):
 
 def test_folds_refuse_a_source_with_its_own_splits(tmp_path):
     rows = [{"text": f"x{i}", "label": i % 2, "split": ("train", "valid", "test")[i % 3]} for i in range(30)]
-    config = cfg({"name": "t", "kind": "binary", "source": "jsonl", "path": str(write_jsonl(tmp_path / "d.jsonl", rows)),
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    config = cfg({"name": "t", "kind": "binary", "source": "jsonl", "path": str(path),
                   "reader_args": {"split_field": "split"}, "folds": 3})
-    with pytest.raises(ConfigError, match=r"tasks.t.folds: the source ships its own splits \(test, train, validation\)"):
+    with pytest.raises(ConfigError, match=r"tasks.t.folds: the source ships its own splits \(test, train, valid"):
         load_task(config.tasks[0], config)
