@@ -169,13 +169,20 @@ def compare(
     metric: Annotated[str | None, typer.Option(
         help="Compare by this metric instead of each task's main one, e.g. roc_auc or average_precision "
              "(threshold-free) for classification tasks; tasks without it are skipped.")] = None,
+    pool: Annotated[bool, typer.Option(
+        "--pool", help="Every run given is one fold of a group k-fold (tasks.N.folds): pool their predictions "
+                       "(disjoint examples) as A and compare them with their lexical baselines, pooled.")] = False,
     as_json: AsJson = False,
 ) -> None:
     """A against B task by task on the same examples: A - B with a 95% bootstrap interval and paired p-values."""
     from mtpeft.console import print_comparison
     from mtpeft.study.run_comparison import compare_runs
 
-    print_comparison(compare_runs(run_a, runs_b or [], split=split, metric=metric), as_json)
+    if pool:
+        comparison = compare_runs([run_a, *(runs_b or [])], split=split, metric=metric)
+    else:
+        comparison = compare_runs(run_a, runs_b or [], split=split, metric=metric)
+    print_comparison(comparison, as_json)
 
 
 @app.command()

@@ -247,7 +247,10 @@ def print_comparison(comparison: RunComparison, as_json: bool = False) -> None:
     b_name = "lexical" if not comparison.b else "B"
     b_title = ("A's lexical baseline" if not comparison.b else f"{len(comparison.b)} runs (last column)" if several
                else str(comparison.b[0]))
-    console.print(f"A = {comparison.a}\nB = {b_title}\n{comparison.split} split, paired over the same examples",
+    a_title = (f"{len(comparison.folds)} folds pooled: {', '.join(map(str, comparison.folds))}" if comparison.folds
+               else str(comparison.a))
+    b_title = "their lexical baselines, pooled" if comparison.folds else b_title
+    console.print(f"A = {a_title}\nB = {b_title}\n{comparison.split} split, paired over the same examples",
                   markup=False, highlight=False)
     table = Table()
     for col in ("task", "metric", "n", "A", b_name, f"A - {b_name}", "95% interval", "p (bootstrap)",

@@ -163,3 +163,34 @@ def test_the_command_prints_the_table_the_json_and_one_line_errors(tmp_path: Pat
     assert refused.exit_code == 2 and "no such run directory" in refused.output
     wrong_split = runner.invoke(app, ["compare", str(a), str(b), "--split", "train"])
     assert wrong_split.exit_code == 2 and "expected one of validation, test" in wrong_split.output
+
+
+def test_folds_are_pooled_against_their_pooled_lexical_baselines(tmp_path: Path) -> None:
+    """Each fold scores other examples (its own test projects); pooled, A is right on 7 + 4 of 20 and the
+    lexical baselines on 5 + 10, whatever each fold scored alone."""
+    folds = [write_run(tmp_path, "fold0", {"t": {"metric": "accuracy", "rows": binary_rows(7),
+                                                 "lexical": binary_rows(5)}}),
+             write_run(tmp_path, "fold1", {"t": {"metric": "accuracy", "rows": binary_rows(4, range(10, 20)),
+                                                 "lexical": binary_rows(10, range(10, 20))}})]
+    result = compare_runs(folds)
+    row, = result.tasks
+    assert (row.paired.n, row.a, row.b, row.b_source) == (20, 0.55, 0.75, "lexical")
+    assert result.folds == folds
+    shown = CliRunner().invoke(app, ["compare", *map(str, folds), "--pool"])
+    assert shown.exit_code == 0, shown.output
+    assert "2 folds pooled" in shown.output and "-0.2000" in shown.output
+
+
+@pytest.mark.parametrize(("second", "b", "message"), [
+    ({"t": {"metric": "accuracy", "rows": binary_rows(4), "lexical": binary_rows(4)}}, False,
+     "10 test examples of task 't' are also in an earlier fold"),
+    ({"t": {"metric": "f1", "rows": binary_rows(4, range(10, 20))}}, False, "pooled folds must be runs of one config"),
+    ({"t": {"metric": "accuracy", "rows": binary_rows(4, range(10, 20))}}, True, "give no runs B with them"),
+])
+def test_runs_that_are_not_folds_of_one_split_are_not_pooled(tmp_path: Path, second: dict, b: bool,
+                                                             message: str) -> None:
+    first = write_run(tmp_path, "fold0", {"t": {"metric": "accuracy", "rows": binary_rows(7),
+                                                "lexical": binary_rows(5)}})
+    other = write_run(tmp_path, "fold1", second)
+    with pytest.raises(RunError, match=message):
+        compare_runs([first, other], [first] if b else ())

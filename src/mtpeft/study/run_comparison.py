@@ -5,13 +5,15 @@ the model beat the bag of words?) answered from run directories alone, with the 
 bootstrap over examples on the task's own metric (or another of its kind, such as the threshold-free ROC AUC or
 average precision of classification tasks), and McNemar's test on per-example correctness for classification.
 Run A is compared with the runs B that answer its tasks (one run, or several that split the tasks between them,
-such as one single-task run per task), or with the lexical baseline fitted on A's own training examples.
+such as one single-task run per task), or with the lexical baseline fitted on A's own training examples. The runs
+of a group k-fold (``tasks.N.folds``, one run per fold) can be pooled as A: their predictions cover disjoint
+examples (every project once, with ``split_by: project``) and are compared with their lexical baselines, pooled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,7 @@ class RunComparison:
     split: str
     tasks: list[TaskComparison]
     skipped: dict[str, str]  # task -> why it has no row
+    folds: list[Path] = field(default_factory=list)  # A's pooled fold runs (A is the first), or empty
 
     @property
     def macro(self) -> tuple[float, float]:
@@ -73,20 +76,25 @@ class RunComparison:
         macro_a, macro_b = self.macro
         return {"a": str(self.a), "b": [str(p) for p in self.b] or LEXICAL, "split": self.split,
                 "tasks": [t.as_json() for t in self.tasks], "macro": {"a": macro_a, "b": macro_b},
-                "skipped": self.skipped}
+                "skipped": self.skipped, "folds": [str(p) for p in self.folds]}
 
 
-def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int = 0,
+def compare_runs(a: Path | Sequence[Path], b: Sequence[Path] = (), split: str = "test", seed: int = 0,
                  metric: str | None = None) -> RunComparison:
     """Compare run ``a`` with the runs ``b`` on every task ``a`` shares with one of them (with no ``b``: with the
     lexical baseline fitted on ``a``'s training examples), by each task's main metric or by ``metric`` (tasks
-    that do not have it are skipped)."""
+    that do not have it are skipped). Several runs as ``a`` are the folds of one cross-validation, pooled."""
     if split not in SPLITS:
         raise RunError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
     known = {name for names in COMPARABLE.values() for name in names}
     if metric is not None and metric not in known:
         raise RunError(f"--metric {metric!r}: expected one of {', '.join(sorted(known))}")
+    folds = [a] if isinstance(a, Path) else list(a)
+    if len(folds) > 1 and b:
+        raise RunError("pooled folds are compared with their own lexical baselines; give no runs B with them")
+    a = folds[0]
     metrics_a = _finished_metrics(a)
+    fold_metrics = [(a, metrics_a)] + [(run, _same_tasks(run, a, metrics_a)) for run in folds[1:]]
     answering = _answering_runs(a, metrics_a, list(b))
     rows, skipped = [], {}
     for task, task_metrics in metrics_a.tasks.items():
@@ -97,12 +105,12 @@ def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int
         if compared not in COMPARABLE[TaskKind(task_metrics.kind)]:
             skipped[task] = f"a {task_metrics.kind} task has no {compared}"
             continue
-        rows_a = _predictions(a, metrics_a, task, split)
+        rows_a = _pooled(fold_metrics, task, split)
         if not b:
-            if task_metrics.lexical is None or task_metrics.lexical_main(split) is None:
+            if any(m.tasks[task].lexical is None or m.tasks[task].lexical_main(split) is None for _, m in fold_metrics):
                 skipped[task] = "the run has no lexical baseline for this task"
                 continue
-            source, rows_b = LEXICAL, _predictions(a, metrics_a, task, split, f".{LEXICAL}")
+            source, rows_b = LEXICAL, _pooled(fold_metrics, task, split, f".{LEXICAL}")
         else:
             run_b, metrics_b = answering[task]
             if metric is None and metrics_b.tasks[task].metric != task_metrics.metric:
@@ -118,7 +126,7 @@ def compare_runs(a: Path, b: Sequence[Path] = (), split: str = "test", seed: int
                                    compare(outcomes, seed=seed), len(rows_a), len(rows_b)))
     if not rows:
         raise RunError("nothing to compare: " + "; ".join(f"{task}: {why}" for task, why in skipped.items()))
-    return RunComparison(a, list(b), split, rows, skipped)
+    return RunComparison(a, list(b), split, rows, skipped, folds if len(folds) > 1 else [])
 
 
 def _finished_metrics(run_dir: Path) -> Metrics:
@@ -128,6 +136,31 @@ def _finished_metrics(run_dir: Path) -> Metrics:
         raise RunError(f"{run_dir}: not a finished run (run.json does not mark it complete); finish it with "
                        f"`mtpeft train {run_dir / 'config.yaml'} --resume`")
     return read_metrics(run_dir / "metrics.json")
+
+
+def _same_tasks(run: Path, first: Path, metrics_first: Metrics) -> Metrics:
+    """A fold's metrics, refused unless it has the first fold's tasks scored the same way."""
+    metrics = _finished_metrics(run)
+    mine = {task: m.metric for task, m in metrics.tasks.items()}
+    theirs = {task: m.metric for task, m in metrics_first.tasks.items()}
+    if mine != theirs:
+        raise RunError(f"{run}: tasks and metrics {mine} differ from {first}'s {theirs}; pooled folds must be runs "
+                       "of one config")
+    return metrics
+
+
+def _pooled(fold_metrics: list[tuple[Path, Metrics]], task: str, split: str, suffix: str = "",
+            ) -> dict[str, dict[str, Any]]:
+    """The prediction rows of ``task`` from every fold run; folds must not share an example."""
+    rows: dict[str, dict[str, Any]] = {}
+    for run, metrics in fold_metrics:
+        fold_rows = _predictions(run, metrics, task, split, suffix)
+        shared = rows.keys() & fold_rows.keys()
+        if shared:
+            raise RunError(f"{run}: {len(shared)} {split} examples of task {task!r} are also in an earlier fold "
+                           f"(e.g. {min(shared)!r}); pooled runs must be the folds of one split (tasks.N.fold)")
+        rows.update(fold_rows)
+    return rows
 
 
 def _answering_runs(a: Path, metrics_a: Metrics, b: list[Path]) -> dict[str, tuple[Path, Metrics]]:
