@@ -178,11 +178,8 @@ def compare(
     from mtpeft.console import print_comparison
     from mtpeft.study.run_comparison import compare_runs
 
-    if pool:
-        comparison = compare_runs([run_a, *(runs_b or [])], split=split, metric=metric)
-    else:
-        comparison = compare_runs(run_a, runs_b or [], split=split, metric=metric)
-    print_comparison(comparison, as_json)
+    a, b = ([run_a, *(runs_b or [])], []) if pool else (run_a, runs_b or [])
+    print_comparison(compare_runs(a, b, split=split, metric=metric), as_json)
 
 
 @app.command()

@@ -245,11 +245,13 @@ def print_comparison(comparison: RunComparison, as_json: bool = False) -> None:
         return
     several = len(comparison.b) > 1
     b_name = "lexical" if not comparison.b else "B"
-    b_title = ("A's lexical baseline" if not comparison.b else f"{len(comparison.b)} runs (last column)" if several
-               else str(comparison.b[0]))
-    a_title = (f"{len(comparison.folds)} folds pooled: {', '.join(map(str, comparison.folds))}" if comparison.folds
-               else str(comparison.a))
-    b_title = "their lexical baselines, pooled" if comparison.folds else b_title
+    if comparison.folds:
+        a_title = f"{len(comparison.folds)} folds pooled: {', '.join(map(str, comparison.folds))}"
+        b_title = "their lexical baselines, pooled"
+    else:
+        a_title = str(comparison.a)
+        b_title = ("A's lexical baseline" if not comparison.b else f"{len(comparison.b)} runs (last column)"
+                   if several else str(comparison.b[0]))
     console.print(f"A = {a_title}\nB = {b_title}\n{comparison.split} split, paired over the same examples",
                   markup=False, highlight=False)
     table = Table()

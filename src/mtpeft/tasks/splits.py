@@ -29,7 +29,7 @@ def split_examples(
     """
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
-        groups[ex.group if ex.group is not None else f"\0{ex.id}"].append(ex)
+        groups[_group_key(ex)].append(ex)
     rng = random.Random(seed)
     keys = sorted(groups, key=lambda k: _stable_hash(k, seed))
     rng.shuffle(keys)
@@ -53,7 +53,7 @@ def split_examples(
         out[best].extend(members)
         for lab in labels:
             filled[best][lab] += counts[lab]
-    return {s: sorted(v, key=lambda ex: _stable_hash(ex.id, seed)) for s, v in out.items()}
+    return {s: _seeded_order(v, seed) for s, v in out.items()}
 
 
 def fold_split(examples: list[Example], folds: int, fold: int, seed: int) -> dict[str, list[Example]]:
@@ -66,7 +66,7 @@ def fold_split(examples: list[Example], folds: int, fold: int, seed: int) -> dic
     """
     if not 0 <= fold < folds:
         raise ValueError(f"fold {fold} is not one of 0..{folds - 1}")
-    groups = [ex.group if ex.group is not None else f"\0{ex.id}" for ex in examples]
+    groups = [_group_key(ex) for ex in examples]
     labels = [ex.label if ex.label is not None else 0 for ex in examples]
     if len(set(groups)) < folds:
         raise ValueError(f"{len(set(groups))} groups cannot fill {folds} folds")
@@ -76,10 +76,10 @@ def fold_split(examples: list[Example], folds: int, fold: int, seed: int) -> dic
     with warnings.catch_warnings():  # "the least populated class has fewer members than folds": expected here
         warnings.simplefilter("ignore", UserWarning)
         parts = [test for _, test in splitter.split(np.zeros(len(examples)), labels, groups)]
-    chosen = {"test": parts[fold], "validation": parts[(fold + 1) % folds]}
-    held_out = set(chosen["test"]) | set(chosen["validation"])
-    chosen["train"] = [i for i in range(len(examples)) if i not in held_out]
-    return {s: sorted((examples[i] for i in chosen[s]), key=lambda ex: _stable_hash(ex.id, seed)) for s in SPLIT_NAMES}
+    validation = (fold + 1) % folds
+    train = [i for k, part in enumerate(parts) if k not in (fold, validation) for i in part]
+    return {s: _seeded_order([examples[i] for i in chosen], seed)
+            for s, chosen in zip(SPLIT_NAMES, (train, parts[validation], parts[fold]), strict=True)}
 
 
 def cap_stratified(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
@@ -106,6 +106,15 @@ def cap_stratified(examples: list[Example], limit: int | None, seed: int) -> lis
         kept.extend(pool[: take[lab]])
     order = {ex.id: i for i, ex in enumerate(examples)}
     return sorted(kept, key=lambda ex: order[ex.id])
+
+
+def _group_key(ex: Example) -> str:
+    """The example's group; an example without one is a group of its own."""
+    return ex.group if ex.group is not None else f"\0{ex.id}"
+
+
+def _seeded_order(examples: list[Example], seed: int) -> list[Example]:
+    return sorted(examples, key=lambda ex: _stable_hash(ex.id, seed))
 
 
 def _stable_hash(text: str, seed: int) -> str:
