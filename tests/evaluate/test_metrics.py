@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from mtpeft.evaluate.metrics import (
     retrieval_scores,
     roc_auc,
 )
-from mtpeft.evaluate.outputs import SplitOutput, score
+from mtpeft.evaluate.outputs import SplitOutput, prediction_rows, score
 from mtpeft.tasks.spec import TaskKind
 
 
@@ -66,6 +68,18 @@ def test_a_split_is_scored_by_decisions_at_the_threshold_and_by_ranking_without_
     assert (strict["f1"], lenient["f1"]) == (pytest.approx(2 / 3), pytest.approx(0.8))
     assert strict["roc_auc"] == lenient["roc_auc"] == 0.75
     assert strict["average_precision"] == lenient["average_precision"] == pytest.approx(5 / 6)
+
+
+def test_prediction_files_keep_the_ranking_of_a_confident_model():
+    # what `mtpeft compare` reads back must rank as the run did; rounded to 6 decimals, the three lowest tied at 0
+    logits = np.array([-20.0, -18.0, -16.0, 12.0, 17.0, 14.0], dtype=np.float32)
+    output = SplitOutput(TaskKind.BINARY, list("abcdef"), labels=np.array([0, 1, 0, 1, 0, 1]),
+                         probabilities=1 / (1 + np.exp(-logits)))
+    rows = [json.loads(json.dumps(row)) for row in prediction_rows(output)]
+    reread = ranking_scores(output.labels, np.array([row["probability"] for row in rows]))
+    run = score(output)
+    assert reread == {"roc_auc": run["roc_auc"], "average_precision": run["average_precision"]}
+    assert run["roc_auc"] == pytest.approx(5 / 9)
 
 
 def test_ranking_metrics_match_sklearn_with_ties_and_score_many_resamples_at_once():

@@ -59,7 +59,12 @@ def score(output: SplitOutput, threshold: float = DEFAULT_THRESHOLD) -> dict[str
 
 def prediction_rows(output: SplitOutput, threshold: float = DEFAULT_THRESHOLD, top_k: int = 5) -> list[dict[str, Any]]:
     """One JSON-ready row per example: label/probability/prediction, rank and top-k for retrieval, or the
-    generated text and its reference."""
+    generated text and its reference.
+
+    Probabilities are written unrounded: ``mtpeft compare`` recomputes ROC AUC and average precision from them, and
+    rounding (to 6 decimals, as before) tied a confident model's scores near 0 and 1 and moved those metrics away
+    from the run's own.
+    """
     if output.kind is TaskKind.GENERATION:
         return [{"id": ident, "prediction": text, "reference": ref}
                 for ident, text, ref in zip(output.example_ids, output.texts or [], output.references or [],
@@ -69,5 +74,5 @@ def prediction_rows(output: SplitOutput, threshold: float = DEFAULT_THRESHOLD, t
         top = np.argsort(-output.scores, axis=1, kind="stable")[:, :top_k]
         return [{"id": ident, "rank": int(rank), "top": [output.example_ids[j] for j in row]}
                 for ident, rank, row in zip(output.example_ids, ranks, top, strict=True)]
-    return [{"id": ident, "label": int(label), "probability": round(float(p), 6), "prediction": int(p >= threshold)}
+    return [{"id": ident, "label": int(label), "probability": float(p), "prediction": int(p >= threshold)}
             for ident, label, p in zip(output.example_ids, output.labels, output.probabilities, strict=True)]
