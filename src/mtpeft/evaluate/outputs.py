@@ -62,8 +62,7 @@ def prediction_rows(output: SplitOutput, threshold: float = DEFAULT_THRESHOLD, t
     generated text and its reference.
 
     Probabilities are written unrounded: ``mtpeft compare`` recomputes ROC AUC and average precision from them, and
-    rounding (to 6 decimals, as before) tied a confident model's scores near 0 and 1 and moved those metrics away
-    from the run's own.
+    rounding would tie a confident model's scores near 0 and 1 and move those metrics away from the run's own.
     """
     if output.kind is TaskKind.GENERATION:
         return [{"id": ident, "prediction": text, "reference": ref}
