@@ -245,13 +245,7 @@ def print_comparison(comparison: RunComparison, as_json: bool = False) -> None:
         return
     several = len(comparison.b) > 1
     b_name = "lexical" if not comparison.b else "B"
-    if comparison.folds:
-        a_title = f"{len(comparison.folds)} folds pooled: {', '.join(map(str, comparison.folds))}"
-        b_title = "their lexical baselines, pooled"
-    else:
-        a_title = str(comparison.a)
-        b_title = ("A's lexical baseline" if not comparison.b else f"{len(comparison.b)} runs (last column)"
-                   if several else str(comparison.b[0]))
+    a_title, b_title = _comparison_titles(comparison)
     console.print(f"A = {a_title}\nB = {b_title}\n{comparison.split} split, paired over the same examples",
                   markup=False, highlight=False)
     table = Table()
@@ -273,6 +267,18 @@ def print_comparison(comparison: RunComparison, as_json: bool = False) -> None:
         console.print(f"[yellow]compared on the examples both sides have only: {', '.join(unshared)}[/]")
     for task, why in comparison.skipped.items():
         console.print(f"not compared: {task} ({why})")
+
+
+def _comparison_titles(comparison: RunComparison) -> tuple[str, str]:
+    """What A and B are: pooled folds, a run against its lexical baseline, against one run or against several."""
+    if comparison.folds:
+        return (f"{len(comparison.folds)} folds pooled: {', '.join(map(str, comparison.folds))}",
+                "their lexical baselines, pooled")
+    if not comparison.b:
+        return str(comparison.a), "A's lexical baseline"
+    if len(comparison.b) > 1:
+        return str(comparison.a), f"{len(comparison.b)} runs (last column)"
+    return str(comparison.a), str(comparison.b[0])
 
 
 def _p_value(p: float) -> str:
