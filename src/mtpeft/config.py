@@ -38,7 +38,7 @@ Baselines = Annotated[list[Literal["trivial", "lexical"]], AfterValidator(_uniqu
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # no lr=inf
 
 
 CodeLanguage = Literal["python", "java", "c_sharp", "javascript", "go", "php", "ruby", "c", "cpp"]

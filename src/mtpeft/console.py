@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from mtpeft.run.schema import Metrics, read_ledger, read_metrics
+from mtpeft.run.files import RunFiles
+from mtpeft.run.schema import Ledger, Metrics, read_ledger, read_metrics
 
 if TYPE_CHECKING:
     from mtpeft.study.run_comparison import RunComparison
@@ -84,8 +85,13 @@ def _margin(value: float, baseline: float | None) -> str:
     return f"[{'green' if delta > 0 else 'red'}]{delta:+.4f}[/]"
 
 
+def _records(run_dir: Path) -> tuple[Metrics, Ledger]:
+    files = RunFiles(run_dir)
+    return read_metrics(files.metrics), read_ledger(files.ledger)
+
+
 def print_run_summary(run_dir: Path) -> None:
-    metrics, ledger = read_metrics(run_dir / "metrics.json"), read_ledger(run_dir / "ledger.json")
+    metrics, ledger = _records(run_dir)
     print_metrics(metrics, title=f"{run_dir} (selected: epoch {metrics.selected.epoch if metrics.selected else '-'})")
     p, t, s = ledger.parameters, ledger.train_info, ledger.storage
     console.print(
@@ -99,7 +105,7 @@ def print_run_summary(run_dir: Path) -> None:
 
 
 def print_prompt_summary(run_dir: Path) -> None:
-    metrics, ledger = read_metrics(run_dir / "metrics.json"), read_ledger(run_dir / "ledger.json")
+    metrics, ledger = _records(run_dir)
     info, t = ledger.run_info, ledger.train_info
     print_metrics(metrics, title=f"{run_dir} ({info.method}, {info.model})")
     split = info.split or "test"
@@ -226,7 +232,7 @@ def print_preview(rows: list[dict[str, Any]]) -> None:
 
 def print_study_plan(runs: list[Any]) -> None:
     """The runs of a study (shard) and whether each is already finished."""
-    from mtpeft.run.artifacts import is_complete
+    from mtpeft.run.files import is_complete
 
     table = Table(title=f"{len(runs)} runs")
     table.add_column("run (setting-model-method-seed[-task])", no_wrap=True)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from mtpeft.cli import app
 from mtpeft.io import read_json
-from mtpeft.run.artifacts import is_complete
+from mtpeft.run.files import is_complete
 from mtpeft.study import write_report
 from mtpeft.study.collect import collect
 from tests.conftest import write_jsonl

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mtpeft.cli import app
 from mtpeft.errors import RunError
-from mtpeft.run.artifacts import REQUIRED
+from mtpeft.run.files import RunFiles
 from mtpeft.study.run_comparison import compare_runs
 
 LABELS = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]
@@ -22,8 +22,8 @@ def write_run(root: Path, name: str, tasks: dict[str, dict], complete: bool = Tr
     prediction files (``tasks``: name -> {metric, rows, optional lexical rows}); the weights are placeholders."""
     run = root / name
     (run / "predictions").mkdir(parents=True)
-    for required in REQUIRED:
-        (run / required).touch()
+    for required in RunFiles(run).required():
+        required.touch()
     metrics = {"tasks": {}, "mean": {}}
     for task, spec in tasks.items():
         metrics["tasks"][task] = {"kind": "retrieval" if spec["metric"] == "mrr" else "binary",

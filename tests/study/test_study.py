@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from mtpeft.cli import app
 from mtpeft.ledger import dir_bytes
-from mtpeft.run.artifacts import is_complete
+from mtpeft.run.files import is_complete
 from mtpeft.study import expand, load_study, run_study, shard_runs
 from mtpeft.study.collect import collect
 

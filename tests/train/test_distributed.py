@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from mtpeft.config import load_config
 from mtpeft.errors import ConfigError
 from mtpeft.models.zoo import resolve_model
-from mtpeft.run.artifacts import REQUIRED, is_complete
+from mtpeft.run.files import RunFiles, is_complete
 from mtpeft.train import train
 from mtpeft.train.checkpoint import load_checkpoint
 
@@ -89,7 +89,7 @@ def train_rows(run_dir: Path) -> list[dict]:
 
 def test_two_processes_form_one_run_written_once(two_process_run: Path) -> None:
     assert is_complete(two_process_run)
-    assert all((two_process_run / name).exists() for name in REQUIRED)
+    assert all(path.exists() for path in RunFiles(two_process_run).required())
     ledger = json.loads((two_process_run / "ledger.json").read_text())
     assert ledger["run_info"]["processes"] == 2
     steps = [r["step"] for r in train_rows(two_process_run)]

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from mtpeft.config import config_from_dict
-from mtpeft.run.artifacts import REQUIRED
+from mtpeft.run.files import RunFiles
 from mtpeft.train import TrainingDiverged, train
 from tests.train.conftest import crash_after_step
 
@@ -114,8 +114,8 @@ def test_multitask_run_directory_is_complete(tmp_path, tiny_jsonl_task):
                  tasks=[{"name": "overflow", "kind": "binary", "source": "devign", "path": str(tiny_jsonl_task)},
                         {"name": "search", "max_examples": {"train": 64, "validation": 24, "test": 24}}])
     run = train(cfg, progress=False)
-    for name in REQUIRED:
-        assert (run / name).is_file(), name
+    for path in RunFiles(run).required():
+        assert path.is_file(), path
     assert sorted(p.name for p in (run / "adapter").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     assert sorted(p.name for p in (run / "predictions").iterdir()) == [
         f"{task}.{split}{system}.jsonl" for task in ("overflow", "search") for split in ("test", "validation")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 if TYPE_CHECKING:
+    from mtpeft.methods import Method
     from mtpeft.tasks import TaskData
 
 _PACKAGES = ("mtpeft", "torch", "transformers", "peft", "accelerate", "safetensors", "scikit-learn", "rank-bm25")
@@ -43,18 +44,15 @@ class ParameterCounts:
                 "method_trainable_percent": round(100 * self.method_trainable / max(self.backbone, 1), 4)}
 
 
-ADDED_PARAMETER_MARKERS = ("lora_", "ia3_", "prompt_encoder", "adapter_bottleneck")
-
-
-def count_parameters(encoder: nn.Module, heads: list[nn.Module]) -> ParameterCounts:
+def count_parameters(encoder: nn.Module, heads: list[nn.Module], method: Method) -> ParameterCounts:
     """Exact counts; a parameter reachable under several names is counted once.
 
-    ``backbone`` excludes what a PEFT method added (names carrying a method marker), so it is the
+    ``backbone`` excludes what the method added (names carrying its ``parameter_markers``), so it is the
     same number for every method on one model.
     """
     encoder_params = {id(p): (n, p) for n, p in encoder.named_parameters(remove_duplicate=True)}
     head_params = {id(p): p for m in heads for p in m.parameters()}
-    added = sum(p.numel() for n, p in encoder_params.values() if any(m in n for m in ADDED_PARAMETER_MARKERS))
+    added = sum(p.numel() for n, p in encoder_params.values() if method.adds(n))
     encoder_total = sum(p.numel() for _, p in encoder_params.values())
     return ParameterCounts(
         total=encoder_total + sum(p.numel() for p in head_params.values()),

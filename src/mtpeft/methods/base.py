@@ -25,7 +25,7 @@ from mtpeft.registry import Registry
 class MethodConfig(BaseModel):
     """Base of method configs: unknown fields are errors, every field has a description."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Method(ABC):
@@ -43,6 +43,9 @@ class Method(ABC):
     mergeable: ClassVar[bool] = False  # its weights fold into the base weights (serving with --merge)
     default_targets: ClassVar[dict[Family, Any]] = {}  # model family -> where the method goes unless told
     targets_field: ClassVar[str] = "target_modules"  # the method_args field that overrides those defaults
+    # what names every parameter the method adds to the backbone (peft's tuner ``prefix``): the ledger counts
+    # those apart from the backbone's own, so a method that stores an adapter must declare them
+    parameter_markers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, args: dict[str, Any] | None = None) -> None:
         try:
@@ -84,7 +87,32 @@ class Method(ABC):
         return self.default_targets[backbone.family]
 
 
+    def adds(self, parameter_name: str) -> bool:
+        """Whether ``parameter_name`` is one this method added (it carries one of its markers)."""
+        return any(marker in parameter_name for marker in self.parameter_markers)
+
+
 METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Add ``cls`` to :data:`METHODS`, checking first what every other layer relies on it to declare."""
+    if cls.storage == "adapter" and not cls.parameter_markers:
+        raise TypeError(f"method {cls.name!r} stores an adapter but declares no parameter_markers: name the "
+                        "substrings its added parameters carry (as peft's tuners declare their prefix, e.g. 'lora_')")
+    return METHODS.add(cls.name, cls)
+
+
+def check_added_parameters(method: Method, encoder: nn.Module, original: set[int]) -> None:
+    """The parameters ``inject`` added (not in ``original``, ids of the backbone's own) are exactly those that
+    carry the method's markers; otherwise the ledger would count added weights as the backbone's or the reverse."""
+    unmarked = [n for n, p in encoder.named_parameters() if id(p) not in original and not method.adds(n)]
+    mistaken = [n for n, p in encoder.named_parameters() if id(p) in original and method.adds(n)]
+    if unmarked or mistaken:
+        raise TypeError(f"method {method.name!r}: its parameter_markers {method.parameter_markers} "
+                        + (f"miss parameters it added, e.g. {unmarked[:3]}" if unmarked else
+                           f"match the backbone's own parameters, e.g. {mistaken[:3]}")
+                        + "; fix the method's declaration")
 
 
 def create_method(name: str, args: dict[str, Any] | None = None) -> Method:

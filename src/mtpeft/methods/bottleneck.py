@@ -23,7 +23,7 @@ from torch import nn
 
 from mtpeft.errors import ConfigError, RunError
 from mtpeft.io import atomic_dir, save_safetensors, write_json
-from mtpeft.methods.base import METHODS, Method, MethodConfig, find_targets, freeze, set_submodule
+from mtpeft.methods.base import Method, MethodConfig, find_targets, freeze, register_method, set_submodule
 from mtpeft.models.backbone import Backbone
 from mtpeft.models.families import Family
 
@@ -119,6 +119,7 @@ class _BottleneckMethod(Method):
     """Shared save/load: adapter keys only, strict on load."""
 
     peft_type: ClassVar[str]
+    parameter_markers = (KEY,)
 
     def inject(self, backbone: Backbone) -> nn.Module:
         freeze(backbone.model)
@@ -219,5 +220,5 @@ def load_adapter_state_dict(model: nn.Module, state: dict[str, torch.Tensor], wh
     model.load_state_dict(state, strict=False)
 
 
-METHODS.add(SerialAdapterMethod.name, SerialAdapterMethod)
-METHODS.add(ParallelAdapterMethod.name, ParallelAdapterMethod)
+register_method(SerialAdapterMethod)
+register_method(ParallelAdapterMethod)

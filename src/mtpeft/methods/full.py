@@ -8,7 +8,7 @@ from torch import nn
 
 from mtpeft.errors import RunError
 from mtpeft.io import atomic_dir
-from mtpeft.methods.base import METHODS, Method, MethodConfig
+from mtpeft.methods.base import Method, MethodConfig, register_method
 from mtpeft.models.backbone import Backbone, load_backbone
 
 
@@ -39,4 +39,4 @@ class FullMethod(Method):
         return self.inject(backbone)
 
 
-METHODS.add(FullMethod.name, FullMethod)
+register_method(FullMethod)

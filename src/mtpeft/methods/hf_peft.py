@@ -15,7 +15,7 @@ from torch import nn
 
 from mtpeft.errors import ConfigError, RunError
 from mtpeft.io import atomic_dir
-from mtpeft.methods.base import METHODS, Method, MethodConfig, find_targets
+from mtpeft.methods.base import Method, MethodConfig, find_targets, register_method
 from mtpeft.models.backbone import Backbone
 from mtpeft.models.families import Family
 
@@ -101,6 +101,7 @@ class LoraMethod(HfPeftMethod):
     name = "lora"
     config_class = LoraArgs
     mergeable = True
+    parameter_markers = ("lora_",)
     # the paper: LoRA on the attention query/value projections
     default_targets: ClassVar[dict[Family, Any]] = {
         "bert": ["query", "value"], "llama": ["q_proj", "v_proj"], "t5": ["q", "v"]}
@@ -118,6 +119,7 @@ class Ia3Method(HfPeftMethod):
     name = "ia3"
     config_class = Ia3Args
     mergeable = True
+    parameter_markers = ("ia3_",)
     # peft's own tables: (rescaled modules, of which the feed-forward ones, whose input is scaled)
     default_targets: ClassVar[dict[Family, Any]] = {
         "bert": (["key", "value", "output.dense"], ["output.dense"]),
@@ -141,6 +143,7 @@ class PrefixMethod(HfPeftMethod):
     name = "prefix"
     supports_generation = False
     config_class = PrefixArgs
+    parameter_markers = ("prompt_encoder",)
 
     def build_peft_config(self, backbone: Backbone) -> Any:
         from peft import PrefixTuningConfig, TaskType
@@ -158,6 +161,7 @@ class PromptMethod(HfPeftMethod):
     name = "prompt"
     supports_generation = False
     config_class = PromptArgs
+    parameter_markers = ("prompt_encoder",)
 
     @property
     def virtual_tokens(self) -> int:  # type: ignore[override]
@@ -171,5 +175,5 @@ class PromptMethod(HfPeftMethod):
 
 
 for _method in (LoraMethod, Ia3Method, PrefixMethod, PromptMethod):
-    METHODS.add(_method.name, _method)
+    register_method(_method)
 

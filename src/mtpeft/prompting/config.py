@@ -22,7 +22,7 @@ from mtpeft.config import (
 class PromptConfig(BaseModel):
     """``mtpeft prompt``: zero- or few-shot prompting of a causal LM, scored like every other run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(description="Run name; the run directory defaults to runs/<name>.")
     model: str = Field("smollm2-135m", description="Causal LM: zoo name (see `mtpeft models`), HF id or local path.")

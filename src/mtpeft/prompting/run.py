@@ -19,7 +19,7 @@ from mtpeft.baselines import lexical_baselines
 from mtpeft.config import dump_config
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD
-from mtpeft.io import atomic_dir, write_json, write_jsonl, write_text
+from mtpeft.io import atomic_dir, write_jsonl, write_text
 from mtpeft.prompting.classify import prompt_classification
 from mtpeft.prompting.config import PromptConfig
 from mtpeft.prompting.generate import prompt_generation
@@ -27,7 +27,9 @@ from mtpeft.prompting.lm import CausalLM
 from mtpeft.prompting.record import prompt_ledger
 from mtpeft.prompting.search import prompt_search
 from mtpeft.prompting.templates import load_template
+from mtpeft.run.directory import check_replaceable
 from mtpeft.run.evaluation import lexical_rows, summarise
+from mtpeft.run.files import RunFiles
 from mtpeft.run.schema import PROMPTING, write_record
 from mtpeft.tasks import TaskKind, load_task, resolve_spec
 
@@ -35,9 +37,11 @@ from mtpeft.tasks import TaskKind, load_task, resolve_spec
 def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool = True) -> Path:
     """Prompt every task of ``config`` and write its run directory; return the directory."""
     run_dir = config.run_dir()
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise ConfigError(f"{run_dir}: run directory already exists; pass --overwrite to replace it "
-                          "(output_dir=... writes elsewhere)")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{run_dir}: run directory already exists; pass --overwrite to replace it "
+                              "(output_dir=... writes elsewhere)")
+        check_replaceable(run_dir)  # replaced only at the end, once every answer is written (atomic_dir)
     start = time.perf_counter()
     torch.manual_seed(config.seed)
 
@@ -70,13 +74,13 @@ def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool 
     ledger = prompt_ledger(config, lm, tasks, templates, time.perf_counter() - start,
                            {name: result.fit_time_s for name, result in lexical.items()})
     with atomic_dir(run_dir) as staging:
-        write_text(staging / "config.yaml", dump_config(config))
+        files = RunFiles(staging)
+        write_text(files.config, dump_config(config))
         for name, result in results.items():
-            write_jsonl(staging / "predictions" / f"{name}.{config.split}.jsonl", result.rows)
+            write_jsonl(files.predictions(name, config.split), result.rows)
         for (name, split), rows in lexical_rows(lexical).items():
-            write_jsonl(staging / "predictions" / f"{name}.{split}.jsonl", rows)
-        write_record(staging / "metrics.json", metrics)
-        write_record(staging / "ledger.json", ledger)
-        write_json(staging / "run.json",
-                   {"status": "complete", "kind": PROMPTING, "config": str(run_dir / "config.yaml")})
+            write_jsonl(files.predictions(name, split), rows)
+        write_record(files.metrics, metrics)
+        write_record(files.ledger, ledger)
+        files.mark("complete", kind=PROMPTING)
     return run_dir

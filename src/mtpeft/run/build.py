@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from mtpeft.config import SPLITS, RunConfig, TaskConfig
 from mtpeft.data.encode import EncodedSplit, GenerationFormat, InputFormat, encode_examples
 from mtpeft.errors import ConfigError, MtpeftError, RunError
-from mtpeft.methods import Method, create_method, methods_where
+from mtpeft.methods import Method, check_added_parameters, create_method, methods_where
 from mtpeft.models.backbone import Backbone, load_backbone
 from mtpeft.models.generation import TextGenerator, attach_adapted_base
 from mtpeft.models.multitask import MultiTaskModel, TaskOptions
@@ -141,7 +141,9 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
     backbone = load_backbone(config.model, language_model=generates, attention_dropout=config.attention_dropout)
     torch.manual_seed(config.train.seed)
     if adapter_dir is None:
+        own = {id(p) for p in backbone.model.parameters()}
         encoder = method.inject(backbone)
+        check_added_parameters(method, encoder, own)
     else:
         with reading(adapter_dir, f"the saved {config.method} weights"):
             encoder = method.load(backbone, adapter_dir)

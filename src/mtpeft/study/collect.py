@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from mtpeft.errors import RunError
-from mtpeft.run.artifacts import is_complete
+from mtpeft.run.files import RunFiles, is_complete
 from mtpeft.run.schema import PROMPTING as PROMPT
 from mtpeft.run.schema import Ledger, Metrics, read_ledger, read_metrics
 from mtpeft.study.grid import setting_of
@@ -72,7 +72,7 @@ class RunRecord:
         return read_predictions(self.path, task, split)
 
     def train_log(self) -> list[dict[str, Any]]:
-        path = self.path / "train_log.jsonl"
+        path = RunFiles(self.path).train_log
         return [row for _, row in iter_jsonl(path)] if path.is_file() else []
 
 
@@ -86,8 +86,9 @@ def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
         if not is_complete(run_dir):
             unfinished.append(run_dir.name)
             continue
-        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        found.append((run_dir, config, read_metrics(run_dir / "metrics.json"), read_ledger(run_dir / "ledger.json")))
+        files = RunFiles(run_dir)
+        config = yaml.safe_load(files.config.read_text(encoding="utf-8"))
+        found.append((run_dir, config, read_metrics(files.metrics), read_ledger(files.ledger)))
     # prompting runs get their own table and are never paired with training runs
     trained = {t for _, _, metrics, ledger in found if not ledger.is_prompting for t in metrics.tasks}
     records = [RunRecord(path.name, path, config, metrics, ledger,
@@ -102,7 +103,7 @@ def _train_cap(max_examples: Any) -> int | None:
 
 def read_predictions(run_dir: Path, task: str, split: str) -> dict[str, dict[str, Any]]:
     """Rows of ``run_dir/predictions/<task>.<split>.jsonl`` by example id (what paired tests align on)."""
-    path = run_dir / "predictions" / f"{task}.{split}.jsonl"
+    path = RunFiles(run_dir).predictions(task, split)
     if not path.is_file():
         raise RunError(f"{path}: missing; paired tests need the runs' prediction files")
     return {str(row["id"]): row for _, row in iter_jsonl(path)}

@@ -13,7 +13,7 @@ Setting = Literal["sft", "pair", "group", "mft"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class StudyAxes(_Strict):

@@ -17,7 +17,7 @@ from pathlib import Path
 from mtpeft.config import dump_config
 from mtpeft.errors import RunError
 from mtpeft.io import write_json, write_text
-from mtpeft.run.artifacts import CHECKPOINT, is_complete
+from mtpeft.run.files import RunFiles, is_complete
 from mtpeft.study.claim import claim_path, holder, try_claim
 from mtpeft.study.config import StudyConfig
 from mtpeft.study.grid import PlannedRun, expand, shard
@@ -69,7 +69,7 @@ def run_study(study: StudyConfig, shard_of: tuple[int, int] = (1, 1), echo: bool
             continue
         trained.append(run.run_id)
         if not study.keep_checkpoints:
-            shutil.rmtree(run_dir / Path(CHECKPOINT).parent, ignore_errors=True)
+            shutil.rmtree(RunFiles(run_dir).checkpoint.parent, ignore_errors=True)
     report = None
     try:
         report = write_report(study_dir)
@@ -87,7 +87,7 @@ def _train(run: PlannedRun, study_dir: Path) -> int:
     config_path = study_dir / "configs" / f"{run.run_id}.yaml"
     write_text(config_path, dump_config(run.config))
     run_dir = run.config.run_dir()
-    mode = "--resume" if (run_dir / CHECKPOINT).is_file() else "--overwrite"
+    mode = "--resume" if RunFiles(run_dir).checkpoint.is_file() else "--overwrite"
     command = [sys.executable, "-m", "mtpeft", "train", str(config_path), mode]
     return subprocess.run(command, check=False).returncode
 

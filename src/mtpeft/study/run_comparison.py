@@ -21,7 +21,7 @@ import numpy as np
 
 from mtpeft.errors import RunError
 from mtpeft.evaluate.metrics import RANKING
-from mtpeft.run.artifacts import is_complete
+from mtpeft.run.files import RunFiles, is_complete
 from mtpeft.run.schema import Metrics, read_metrics
 from mtpeft.study.analysis import LEXICAL
 from mtpeft.study.collect import read_predictions
@@ -134,8 +134,8 @@ def _finished_metrics(run_dir: Path) -> Metrics:
         raise RunError(f"{run_dir}: no such run directory")
     if not is_complete(run_dir):
         raise RunError(f"{run_dir}: not a finished run (run.json does not mark it complete); finish it with "
-                       f"`mtpeft train {run_dir / 'config.yaml'} --resume`")
-    return read_metrics(run_dir / "metrics.json")
+                       f"`mtpeft train {RunFiles(run_dir).config} --resume`")
+    return read_metrics(RunFiles(run_dir).metrics)
 
 
 def _same_tasks(run: Path, first: Path, metrics_first: Metrics) -> Metrics:

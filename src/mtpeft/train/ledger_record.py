@@ -22,6 +22,7 @@ from mtpeft.ledger import (
     task_fingerprints,
 )
 from mtpeft.run.build import Assembled
+from mtpeft.run.files import RunFiles
 from mtpeft.run.schema import Ledger, write_record
 from mtpeft.train.checkpoint import LoopState
 
@@ -32,7 +33,7 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
     """ledger.json; ``counters``: the work of every process of the run; ``lexical_fit_s``: seconds the lexical
     baseline took per task (fit and score); ``peak_rss``: the largest peak of the run's processes (default:
     this process's)."""
-    params = count_parameters(built.model.encoder, [built.model.heads, built.weighting])
+    params = count_parameters(built.model.encoder, [built.model.heads, built.weighting], built.method)
     with accelerator.autocast():  # frozen weights may be stored in bf16 (train.precision)
         flop_counts = flop_model(built.model.encoding_module(), built.backbone.model.config)
     pairs = attended_pairs(counters.padded_tokens, counters.attention_cells, built.model.causal)
@@ -45,8 +46,9 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
         probe = flop_counts.forward(loop.probe["padded_tokens"], probe_pairs)
         flops = {**flops, "probe_forward": probe, "total": flops["total"] + probe}
     full = built.method.storage == "model"
-    stored_module = run_dir / built.method.storage
-    heads_files = [run_dir / "heads.safetensors", run_dir / "heads.json"]
+    files = RunFiles(run_dir)
+    stored_module = files.storage(built.method.storage)
+    heads_files = [files.heads, files.heads_info]
     device = accelerator.device
     ledger = Ledger.model_validate({
         "run_info": {
@@ -101,5 +103,5 @@ def write_ledger(run_dir: Path, config: RunConfig, built: Assembled, counters: T
             "data": task_fingerprints(built.tasks),
         },
     })
-    write_record(run_dir / "ledger.json", ledger)
+    write_record(files.ledger, ledger)
     return ledger

@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import random
-import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -43,12 +42,14 @@ from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, SplitOutput, score
 from mtpeft.evaluate.sharding import Shard
-from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
+from mtpeft.io import append_jsonl, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters, peak_rss_bytes
-from mtpeft.run.artifacts import CHECKPOINT, is_complete, save_artifacts
+from mtpeft.run.artifacts import save_artifacts
 from mtpeft.run.build import Assembled, assemble, reading
 from mtpeft.run.device import make_accelerator
+from mtpeft.run.directory import RunDirectory, plan_run_directory
 from mtpeft.run.evaluation import evaluate_untrained, final_evaluation, run_all, tune_thresholds
+from mtpeft.run.files import RunFiles
 from mtpeft.run.schema import Selected, write_record
 from mtpeft.train.allocator import RELEASE_EVERY_STEPS, keep_freed_memory, release_freed_memory
 from mtpeft.train.checkpoint import (
@@ -93,6 +94,7 @@ class Session:
 
     config: RunConfig
     config_yaml: str  # the resolved config: written to the run and checked on resume
+    directory: RunDirectory  # where the run is written while it trains, and where it ends up
     accelerator: Any
     built: Assembled
     module: Any  # the StepModule as accelerate prepared it (DDP-wrapped on several processes)
@@ -111,7 +113,11 @@ class Session:
 
     @property
     def run_dir(self) -> Path:
-        return self.config.run_dir()
+        return self.directory.workdir
+
+    @property
+    def files(self) -> RunFiles:
+        return self.directory.files
 
     @property
     def main(self) -> bool:
@@ -161,7 +167,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     """
     cfg = config.train
     config_yaml = dump_config(config)
-    _check_run_dir(config.run_dir(), config_yaml, resume, overwrite)  # refuses early; deletes nothing yet
+    directory = plan_run_directory(config.run_dir(), config_yaml, resume, overwrite)  # refuses early; deletes nothing
     start = time.perf_counter()
 
     # 1) seed and accelerator: one code path for CPU, one GPU and DDP
@@ -179,7 +185,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
 
     # 3) optimiser and schedule (the schedule counts optimiser steps, not micro-steps)
     optimizer = make_optimizer(built.model.encoder, [built.model.heads, built.weighting], cfg)
-    session = Session(config, config_yaml, accelerator, built, StepModule(built.model, built.weighting),
+    session = Session(config, config_yaml, directory, accelerator, built, StepModule(built.model, built.weighting),
                       optimizer, None)
     steps_per_epoch = math.ceil(len(session.own_steps(session.whole_plan(0))) / cfg.grad_accum)
     session.scheduler = linear_schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
@@ -191,15 +197,16 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     if session.processes > 1:  # the same weights everywhere (DDP broadcast rank 0's); dropout differs per process
         torch.manual_seed(cfg.seed + accelerator.process_index)
 
-    # 5) the run directory, replaced only now that the config, the data and the model have all loaded; resume
+    # 5) the run directory, emptied only now that the config, the data and the model have all loaded (a finished
+    #    run being trained again stays as it is until the new one has finished: run/directory.py); resume
     if session.main:
-        _claim_run_dir(session.run_dir, overwrite)
+        directory.claim(fresh=overwrite)
     accelerator.wait_for_everyone()
     if resume:
         restore(session)
     if session.main:
-        write_json(session.run_dir / "run.json", {"status": "training", "config": str(session.run_dir / "config.yaml")})
-        write_text(session.run_dir / "config.yaml", session.config_yaml)
+        session.files.mark("training")
+        write_text(session.files.config, session.config_yaml)
     if cfg.probe_epochs and session.state.probe is None:
         fit_heads_first(session, progress)
 
@@ -209,7 +216,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
             session.state.untrained, rows = evaluate_untrained(built, accelerator, cfg)
         if session.main:
             for (task, split), task_rows in rows.items():
-                write_jsonl(session.run_dir / "predictions" / f"{task}.{split}.untrained.jsonl", task_rows)
+                write_jsonl(session.files.predictions(task, f"{split}.untrained"), task_rows)
 
     # 7) epochs
     stop = False
@@ -218,7 +225,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
 
     # 8) the selected weights: thresholds tuned on validation, test scored, the run directory written
     finish(session, start)
-    return session.run_dir
+    return directory.target
 
 
 def fit_heads_first(session: Session, progress: bool) -> None:
@@ -240,7 +247,7 @@ def fit_heads_first(session: Session, progress: bool) -> None:
     session.state.probe = {"epochs": cfg.probe_epochs, "examples": examples, "padded_tokens": padded,
                            "attention_cells": cells, "losses": work.losses}
     if session.main:
-        append_jsonl(session.run_dir / "train_log.jsonl", {"event": "probe", "step": 0, **session.state.probe})
+        append_jsonl(session.files.train_log, {"event": "probe", "step": 0, **session.state.probe})
     session.accelerator.print("heads fitted on the untrained features: "
                               + ", ".join(f"{t} loss {v[0]:.3f} -> {v[-1]:.3f}" for t, v in work.losses.items()))
     evaluate_and_select(session)  # the probe alone competes in the selection
@@ -333,7 +340,7 @@ def train_step(session: Session, step: list[tuple[str, list[int]]]) -> bool:
     state.optimizer_steps += 1
     session.counters.optimizer_steps = state.optimizer_steps
     if session.main and state.optimizer_steps % session.config.train.log_every == 0:
-        append_jsonl(session.run_dir / "train_log.jsonl", {
+        append_jsonl(session.files.train_log, {
             "event": "train", "epoch": state.epoch + 1, "step": state.optimizer_steps,
             "lr": session.scheduler.get_last_lr()[0], "loss": step_loss, "losses": task_losses,
             "weights": session.raw.weighting.weights(), "examples": session.counters.examples,
@@ -363,7 +370,7 @@ def evaluate_and_select(session: Session) -> bool:
               "best": improved, "validation": scores}
     state.history.append(record)
     if session.main:
-        append_jsonl(session.run_dir / "train_log.jsonl", record)
+        append_jsonl(session.files.train_log, record)
     session.accelerator.print(f"validation after step {state.optimizer_steps}: mean {mean:.4f}"
                               + (" (best)" if improved else ""))
     patience = session.config.train.patience
@@ -375,7 +382,7 @@ def save_progress(session: Session) -> None:
     process's RNG states and counters."""
     processes = session.gathered(process_state(session.counters))
     if session.main:
-        save_checkpoint(session.run_dir / CHECKPOINT, session.raw, session.optimizer, session.scheduler,
+        save_checkpoint(session.files.checkpoint, session.raw, session.optimizer, session.scheduler,
                         session.state, session.best, session.config_yaml, processes)
     session.accelerator.wait_for_everyone()  # no process runs ahead of a checkpoint that may be its resume point
 
@@ -385,7 +392,7 @@ def restore(session: Session) -> None:
 
     The main process reads it and hands it to the others, so machines need not share a file system.
     """
-    path = session.run_dir / CHECKPOINT
+    path = session.files.checkpoint
     saved = None
     if session.main and path.is_file():
         with reading(path, "the checkpoint (weights, optimiser, position)"):
@@ -395,7 +402,7 @@ def restore(session: Session) -> None:
         return
     if saved["config"] != session.config_yaml:
         raise ConfigError(f"{path}: the checkpoint was made with a different config; resume with the run's own "
-                          f"{session.run_dir / 'config.yaml'} or start a new run with --overwrite")
+                          f"{session.files.config} or start a new run with --overwrite")
     if len(saved["processes"]) != session.processes:
         raise ConfigError(f"{path}: the checkpoint was made by {len(saved['processes'])} process(es) and this run has "
                           f"{session.processes}; each process's share of the data depends on the count, so resume "
@@ -408,7 +415,7 @@ def restore(session: Session) -> None:
     session.state, session.best = LoopState(**saved["loop"]), saved["best"]
     session.counters = TrainCounters(**mine["counters"])
     if session.main:
-        _truncate_log(session.run_dir / "train_log.jsonl", session.state.optimizer_steps)
+        _truncate_log(session.files.train_log, session.state.optimizer_steps)
     session.accelerator.print(f"resuming {session.run_dir} at epoch {session.state.epoch + 1}, "
                               f"step {session.state.optimizer_steps}")
 
@@ -417,7 +424,8 @@ def finish(session: Session, start: float) -> None:
     """Score the selected weights (and the baselines) on validation and test, and write the run directory.
 
     ``start``: when this process began the run (``time.perf_counter()``); the ledger's wall time ends after
-    the final scoring, which it includes (as it does in ``eval_time_s``).
+    the final scoring, which it includes (as it does in ``eval_time_s``). A run trained again over a finished one
+    replaces it only here, once every file is written (:meth:`RunDirectory.publish`).
     """
     state, run_dir = session.state, session.run_dir
     if session.best is not None:
@@ -435,11 +443,12 @@ def finish(session: Session, start: float) -> None:
     if session.main:
         save_artifacts(run_dir, session.config, session.built, final.thresholds)
         for (task, split), rows in final.predictions.items():
-            write_jsonl(run_dir / "predictions" / f"{task}.{split}.jsonl", rows)
-        write_record(run_dir / "metrics.json", metrics)
+            write_jsonl(session.files.predictions(task, split), rows)
+        write_record(session.files.metrics, metrics)
         write_ledger(run_dir, session.config, session.built, counters, state, wall_time_s,
                      session.accelerator, final.lexical_fit_s, peak_rss)
-        write_json(run_dir / "run.json", {"status": "complete", "config": str(run_dir / "config.yaml")})
+        session.files.mark("complete")
+        session.directory.publish()
     session.accelerator.wait_for_everyone()
 
 
@@ -454,30 +463,8 @@ def timed(state: LoopState, field_name: str) -> Iterator[None]:
 
 
 def _last_checkpoint(session: Session) -> str:
-    path = session.run_dir / CHECKPOINT
+    path = session.files.checkpoint
     return str(path) if path.exists() else "not written yet"
-
-
-def _check_run_dir(run_dir: Path, config_yaml: str, resume: bool, overwrite: bool) -> None:
-    """Refuse what would lose or mix up a run: an existing directory without --resume/--overwrite, a
-    finished run to resume, or a resume with another config (:func:`restore` checks the checkpoint's too)."""
-    if overwrite or not run_dir.is_dir() or not any(run_dir.iterdir()):
-        return
-    if not resume:
-        raise ConfigError(f"{run_dir}: run directory already exists; pass --resume to continue it or "
-                          "--overwrite to start again (output_dir=... writes elsewhere)")
-    if is_complete(run_dir):
-        raise ConfigError(f"{run_dir}: the run is finished, there is nothing to resume; --overwrite trains it again")
-    saved = run_dir / "config.yaml"
-    if saved.is_file() and saved.read_text(encoding="utf-8") != config_yaml:
-        raise ConfigError(f"{run_dir}: the run was started with another config ({saved}); resume with that config "
-                          "or start again with --overwrite")
-
-
-def _claim_run_dir(run_dir: Path, overwrite: bool) -> None:
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _truncate_log(path: Path, step: int) -> None:
