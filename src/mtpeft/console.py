@@ -102,6 +102,16 @@ def print_run_summary(run_dir: Path) -> None:
         f"wall {t.wall_time_s:.0f}s, peak RSS {t.peak_rss_bytes / 2**30:.2f} GiB"
     )
     console.print(f"run directory: {run_dir}")
+    print_next_commands(run_dir, next(iter(metrics.tasks)))
+
+
+def print_next_commands(run_dir: Path, task: str) -> None:
+    """What to try on a finished run, with its own path and one of its tasks filled in (lines to copy)."""
+    console.print("next:")
+    for command, what in [(f"mtpeft eval {run_dir}", "score it again from its files (--path: data it never saw)"),
+                          (f"mtpeft predict {run_dir} --task {task} --input items.jsonl", "answer a jsonl file"),
+                          (f"mtpeft serve {run_dir}", "every task over HTTP, one backbone pass per batch")]:
+        console.print(f"  {command}  [dim]# {what}[/]", soft_wrap=True, highlight=False)
 
 
 def print_prompt_summary(run_dir: Path) -> None:

@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 @torch.no_grad()
 def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_size: int, device: Any,
               autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
-              generator: TextGenerator | None = None, shard: Shard | None = None) -> SplitOutput:
+              generator: TextGenerator | None = None, shard: Shard | None = None,
+              advance: Callable[[int], None] = lambda done: None) -> SplitOutput:
     """Model outputs for every example of ``split``, batched by length (outputs in the split's order).
 
     ``autocast`` makes a fresh mixed-precision context per use (e.g. ``accelerator.autocast``);
     ``generator`` decodes generation tasks (through the same shared module as ``model``); ``shard``: in a
-    distributed run, this process computes its share of the examples and receives everyone's outputs.
+    distributed run, this process computes its share of the examples and receives everyone's outputs;
+    ``advance`` is told how many of this process's examples each batch finished (a progress bar).
     """
     was_training = model.training
     model.eval()
@@ -40,12 +42,13 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
             with autocast():
                 texts = generator.generate([split.ids[i] for i in mine], split.max_new_tokens, batch_size, device,
                                            desc=task)
+            advance(len(mine))
             return SplitOutput(split.kind, split.example_ids, texts=shard.gather_list(texts, count),
                                references=list(split.references), language=split.language)
         if split.kind is TaskKind.RETRIEVAL:
             with autocast():
                 queries = embed(model, task, [split.rows(i) for i in mine], pad_id, batch_size, device)
-                codes = embed(model, task, [split.rows(i, True) for i in mine], pad_id, batch_size, device)
+                codes = embed(model, task, [split.rows(i, True) for i in mine], pad_id, batch_size, device, advance)
             queries, codes = (torch.from_numpy(shard.gather(side.numpy(), count)) for side in (queries, codes))
             return SplitOutput(split.kind, split.example_ids, scores=(queries @ codes.T).numpy())
         sizes = split.input_sizes()
@@ -55,6 +58,7 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
             with autocast():
                 logits = model(task, batch)["logits"]
             probs[chunk] = torch.sigmoid(logits.float()).cpu().numpy()
+            advance(len(chunk))
         return SplitOutput(split.kind, split.example_ids, labels=np.asarray(split.labels),
                            probabilities=shard.gather(probs, count))
     finally:
@@ -63,7 +67,7 @@ def run_split(model: Any, task: str, split: EncodedSplit, pad_id: int, batch_siz
 
 @torch.no_grad()
 def embed(model: Any, task: str, inputs: list[list[list[int]]], pad_id: int, batch_size: int,
-          device: Any) -> torch.Tensor:
+          device: Any, advance: Callable[[int], None] = lambda done: None) -> torch.Tensor:
     """Retrieval embeddings ``(len(inputs), dim)`` of inputs given as their token rows (one, or one per window),
     in length-sorted batches (the caller sets eval mode and autocast); shared by evaluation and serving so both
     rank alike."""
@@ -71,4 +75,5 @@ def embed(model: Any, task: str, inputs: list[list[list[int]]], pad_id: int, bat
     for chunk in chunks_by_size([sum(map(len, rows)) for rows in inputs], batch_size):
         rows = Rows.pack([inputs[i] for i in chunk], pad_id)
         out[chunk] = model.embed(task, rows.ids.to(device), rows.mask.to(device), rows.owner, len(chunk)).float().cpu()
+        advance(len(chunk))
     return out

@@ -6,7 +6,8 @@ and every reload evaluate alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +23,25 @@ from mtpeft.run.build import Assembled
 from mtpeft.run.schema import Metrics
 from mtpeft.tasks.spec import TaskKind, TaskSpec
 
+Watch = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
+"""Shows an evaluation pass: called with the split and its examples, it yields the callback that each finished
+batch advances (``mtpeft.train.progress.RunProgress.evaluating``)."""
+
+
+@contextmanager
+def unwatched(split: str, examples: int) -> Iterator[Callable[[int], None]]:
+    yield lambda done: None
+
 
 def run_all(built: Assembled, split: str, accelerator: Any, settings: TrainConfig,
-            tasks: list[str] | None = None) -> dict[str, SplitOutput]:
+            tasks: list[str] | None = None, watch: Watch = unwatched) -> dict[str, SplitOutput]:
     """Outputs of every task of the run (or of ``tasks``) on ``split``; the processes of a distributed run
     share the examples, and each receives all of the outputs."""
-    generator = built.generator(settings.num_beams)
-    return {t: run_split(built.model, t, built.encoded[t][split], built.pad_id, settings.eval_batch_size,
-                         accelerator.device, accelerator.autocast, generator, Shard.of(accelerator))
-            for t in sorted(tasks or built.tasks)}
+    generator, shard, names = built.generator(settings.num_beams), Shard.of(accelerator), sorted(tasks or built.tasks)
+    with watch(split, sum(len(shard.indices(len(built.encoded[t][split]))) for t in names)) as advance:
+        return {t: run_split(built.model, t, built.encoded[t][split], built.pad_id, settings.eval_batch_size,
+                             accelerator.device, accelerator.autocast, generator, shard, advance)
+                for t in names}
 
 
 def tune_thresholds(built: Assembled, validation: dict[str, SplitOutput]) -> dict[str, float]:
@@ -68,14 +79,14 @@ class FinalEvaluation:
 
 def final_evaluation(built: Assembled, accelerator: Any, settings: TrainConfig,
                      untrained: dict[str, dict[str, Any]] | None = None, baselines: Sequence[str] = ("trivial",),
-                     validation: dict[str, SplitOutput] | None = None) -> FinalEvaluation:
+                     validation: dict[str, SplitOutput] | None = None, watch: Watch = unwatched) -> FinalEvaluation:
     """Validation and test outputs of the selected weights, and of the baselines named in ``baselines``.
 
     ``validation``: the selected weights' validation outputs when training already computed them (evaluation
     is deterministic, so running it again would only repeat the same numbers).
     """
-    outputs = {"validation": validation or run_all(built, "validation", accelerator, settings),
-               "test": run_all(built, "test", accelerator, settings)}
+    outputs = {"validation": validation or run_all(built, "validation", accelerator, settings, watch=watch),
+               "test": run_all(built, "test", accelerator, settings, watch=watch)}
     thresholds = tune_thresholds(built, outputs["validation"])
     specs = {name: data.spec for name, data in built.tasks.items()}
     lexical = lexical_baselines(built.tasks) if "lexical" in baselines else {}

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from mtpeft.config import RunConfig, dump_config
 from mtpeft.data.collate import Batch, collate
@@ -65,6 +64,7 @@ from mtpeft.train.head_probe import probe_heads
 from mtpeft.train.ledger_record import write_ledger
 from mtpeft.train.optim import linear_schedule, make_optimizer
 from mtpeft.train.precision import cast_frozen_linears
+from mtpeft.train.progress import EvaluationWork, RunProgress
 
 Plan = list[list[tuple[str, list[int]]]]  # per step: (task, example indices) of each task batch
 
@@ -106,6 +106,7 @@ class Session:
     best_validation: dict[str, SplitOutput] | None = None  # their validation outputs (not kept across a resume)
     running: dict[str, float] = field(default_factory=dict)  # smoothed per-task losses for the progress bar
     grad_norm: torch.Tensor | None = None  # the last optimiser step's gradient norm before clipping (None: no clip)
+    progress: RunProgress | None = None  # the run's progress line (set once the run's position is known)
 
     @property
     def raw(self) -> StepModule:
@@ -163,7 +164,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     Args:
         resume: continue from ``checkpoints/last.pt`` if present.
         overwrite: replace an existing run directory instead of refusing.
-        progress: show a progress bar per epoch.
+        progress: show the progress line (steps, examples per second, time left for the whole run).
     """
     cfg = config.train
     config_yaml = dump_config(config)
@@ -207,6 +208,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     if session.main:
         session.files.mark("training")
         write_text(session.files.config, session.config_yaml)
+    session.progress = run_progress(session, progress)
     if cfg.probe_epochs and session.state.probe is None:
         fit_heads_first(session, progress)
 
@@ -221,11 +223,25 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     # 7) epochs
     stop = False
     while session.state.epoch < cfg.epochs and not stop:
-        stop = run_epoch(session, progress)
+        stop = run_epoch(session)
 
     # 8) the selected weights: thresholds tuned on validation, test scored, the run directory written
+    session.progress.close()
     finish(session, start)
     return directory.target
+
+
+def run_progress(session: Session, enabled: bool) -> RunProgress:
+    """The progress line of the whole run, from where it stands (a resumed run starts part of the way)."""
+    cfg, state = session.config.train, session.state
+    per_epoch = len(session.own_steps(session.whole_plan(state.epoch)))
+    steps_left = (cfg.epochs - state.epoch) * per_epoch - state.step_in_epoch
+    mid_epoch = steps_left // cfg.grad_accum // cfg.eval_every if cfg.eval_every else 0
+    examples = {split: sum(len(session.built.encoded[t][split]) for t in session.built.tasks)
+                for split in ("validation", "test")}
+    work = EvaluationWork(examples["validation"], examples["test"], passes=cfg.epochs - state.epoch + mid_epoch)
+    return RunProgress(cfg.epochs * per_epoch, cfg.epochs * per_epoch - steps_left, work, cfg.epochs,
+                       enabled and session.main)
 
 
 def fit_heads_first(session: Session, progress: bool) -> None:
@@ -254,20 +270,19 @@ def fit_heads_first(session: Session, progress: bool) -> None:
     save_progress(session)
 
 
-def run_epoch(session: Session, progress: bool) -> bool:
+def run_epoch(session: Session) -> bool:
     """The rest of the current epoch, then its evaluation and checkpoint; True when early stopping says stop."""
     cfg, state = session.config.train, session.state
     whole = session.whole_plan(state.epoch)
     check_same_batches(session, whole)
     plan = session.own_steps(whole)
-    bar = tqdm(total=len(plan), initial=state.step_in_epoch, disable=not (progress and session.main),
-               desc=f"epoch {state.epoch + 1}/{cfg.epochs}", dynamic_ncols=True)
     for index in range(state.step_in_epoch, len(plan)):
+        examples, began = session.counters.examples, time.perf_counter()
         with timed(state, "train_time_s"):
             stepped = train_step(session, plan[index])
         state.step_in_epoch = index + 1
-        bar.update(1)
-        bar.set_postfix({t: f"{v:.3f}" for t, v in sorted(session.running.items())}, refresh=False)
+        session.progress.stepped(session.counters.examples - examples, time.perf_counter() - began, state.epoch,
+                                 session.running)
         if not stepped:
             continue
         on_optimizer_step(state)
@@ -277,11 +292,9 @@ def run_epoch(session: Session, progress: bool) -> bool:
             stop = evaluate_and_select(session)
             save_progress(session)
             if stop:
-                bar.close()
                 return True
         elif cfg.checkpoint_every and state.optimizer_steps % cfg.checkpoint_every == 0:
             save_progress(session)
-    bar.close()
     stop = evaluate_and_select(session)  # at the end of every epoch
     state.epoch, state.step_in_epoch = state.epoch + 1, 0
     save_progress(session)
@@ -355,7 +368,8 @@ def evaluate_and_select(session: Session) -> bool:
     built, state = session.built, session.state
     names = sorted(built.tasks)
     with timed(state, "eval_time_s"):
-        outputs = run_all(built, "validation", session.accelerator, session.config.train)
+        outputs = run_all(built, "validation", session.accelerator, session.config.train,
+                          watch=session.progress.evaluating)
         thresholds = tune_thresholds(built, outputs)
         scores = {t: score(outputs[t], thresholds.get(t, DEFAULT_THRESHOLD)) for t in names}
         mean = float(np.mean([scores[t][built.tasks[t].spec.metric] for t in names]))
@@ -433,7 +447,7 @@ def finish(session: Session, start: float) -> None:
     baselines = [b for b in session.config.baselines if session.main or b != "lexical"]  # fitted where it is written
     with timed(state, "eval_time_s"):
         final = final_evaluation(session.built, session.accelerator, session.config.train, state.untrained, baselines,
-                                 validation=session.best_validation)
+                                 validation=session.best_validation, watch=session.progress.evaluating)
     wall_time_s = time.perf_counter() - start
     counters = TrainCounters.combined(session.gathered(session.counters))
     peak_rss = max(session.gathered(peak_rss_bytes()))
