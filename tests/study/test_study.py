@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from mtpeft.cli import app
 from mtpeft.ledger import dir_bytes
-from mtpeft.run.files import is_complete
+from mtpeft.run.files import RunFiles, is_complete
 from mtpeft.study import expand, load_study, run_study, shard_runs
 from mtpeft.study.collect import collect
 
@@ -123,6 +123,39 @@ def test_report_is_rebuilt_from_the_run_directories_alone(study_dir: Path, tmp_p
     mft = tables["mft_results"]
     assert mft["columns"][:3] == ["model", "method", "seeds"] and ["–", "lexical"] in [r[:2] for r in mft["rows"]]
     assert {"sft_results", "delta_vs_lexical", "ledger", "savings"} <= set(tables)
+
+
+EVIDENCE = ("run.json", "config.yaml", "metrics.json", "ledger.json", "predictions/*.jsonl.gz")
+"""What a study commits of each run (results/<study>/, .gitignore keeps the rest out)."""
+
+
+def test_the_committed_evidence_alone_rebuilds_the_report_and_is_not_trained_again(study_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    clone = tmp_path / "fresh-clone"  # what another machine checks out: no weights, no raw prediction files
+    for run in (study_dir / "runs").iterdir():
+        if run.is_dir():
+            for pattern in EVIDENCE:
+                for source in run.glob(pattern):
+                    target = clone / "runs" / run.name / source.relative_to(run)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, target)
+    raw = list(study_dir.glob("runs/*/predictions/*.jsonl"))
+    assert raw and len(list(clone.glob("runs/*/predictions/*.jsonl.gz"))) == len(raw)
+    assert not list(clone.glob("runs/*/*.safetensors"))
+    result = CliRunner().invoke(app, ["report", str(clone)])
+    assert result.exit_code == 0, result.output
+    assert (clone / "results.csv").read_text() == (study_dir / "results.csv").read_text()
+    assert (clone / "tables" / "delta_vs_lexical.csv").read_text() == \
+        (study_dir / "tables" / "delta_vs_lexical.csv").read_text()  # paired tests read the gzipped predictions
+    resumed = run_study(load_study(CONFIGS / "study-smoke.yaml", tiny_study_args(clone)), echo=False)
+    assert resumed.trained == [] and len(resumed.skipped) == 6
+    run = next(r for r in (study_dir / "runs").iterdir() if r.is_dir())
+    assert RunFiles(run).pack_predictions() == []  # current copies are not written again
+    packed = {p: p.read_bytes() for p in run.glob("predictions/*.gz")}
+    for path in packed:
+        path.unlink()
+    RunFiles(run).pack_predictions()
+    assert packed == {p: p.read_bytes() for p in run.glob("predictions/*.gz")}  # same rows, same bytes
 
 
 def test_killed_study_finishes_only_what_was_missing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -19,10 +19,11 @@ here imports torch, so reading a run's records stays cheap.
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtpeft.io import read_json, write_json
+from mtpeft.io import atomic_open, read_json, write_json
 from mtpeft.run.schema import PROMPTING
 
 STORAGE = ("adapter", "model")
@@ -75,6 +76,25 @@ class RunFiles:
         """``split`` may carry what answered: ``test.lexical``, ``validation.untrained``."""
         return self.predictions_dir / f"{task}.{split}.jsonl"
 
+    def saved_predictions(self, task: str, split: str) -> Path:
+        """The prediction file to read: as the run wrote it, or its gzipped copy (what a study commits)."""
+        plain = self.predictions(task, split)
+        packed = plain.with_name(plain.name + ".gz")
+        return packed if not plain.is_file() and packed.is_file() else plain
+
+    def pack_predictions(self) -> list[Path]:
+        """Write a gzipped copy beside every prediction file that lacks a current one; byte for byte the same
+        for the same rows (no time stamp), so a study's committed evidence changes only when its runs do."""
+        packed = []
+        for plain in sorted(self.predictions_dir.glob("*.jsonl")) if self.predictions_dir.is_dir() else []:
+            target = plain.with_name(plain.name + ".gz")
+            if target.is_file() and target.stat().st_mtime >= plain.stat().st_mtime:
+                continue
+            with atomic_open(target, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as out:
+                out.write(plain.read_bytes())
+            packed.append(target)
+        return packed
+
     def storage(self, folder: str) -> Path:
         """Where a method with ``storage == folder`` keeps its weights."""
         if folder not in STORAGE:
@@ -110,6 +130,12 @@ class RunFiles:
     def mark(self, status: str, kind: str | None = None) -> None:
         """Write ``run.json``: ``training`` first, ``complete`` as the very last write of a run."""
         write_json(self.status, {"status": status, **({"kind": kind} if kind else {}), "config": self.config.name})
+
+    def is_recorded(self) -> bool:
+        """Finished, with the records a report reads (config, metrics, ledger, predictions); the weights may be
+        absent, as in a study's evidence committed without them (results/<study>/)."""
+        status = self.read_status()
+        return status.get("status") == "complete" and all(p.exists() for p in self.required(PROMPTING))
 
     def is_run(self) -> bool:
         """Written by mtpeft (finished or not): what ``--overwrite`` may replace."""

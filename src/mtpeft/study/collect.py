@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from mtpeft.errors import RunError
-from mtpeft.run.files import RunFiles, is_complete
+from mtpeft.run.files import RunFiles
 from mtpeft.run.schema import PROMPTING as PROMPT
 from mtpeft.run.schema import Ledger, Metrics, read_ledger, read_metrics
 from mtpeft.study.grid import setting_of
@@ -83,7 +83,7 @@ def collect(study_dir: Path) -> tuple[list[RunRecord], list[str]]:
         raise RunError(f"{study_dir}: not a study directory (no runs/ folder); run `mtpeft study CONFIG` first")
     found, unfinished = [], []
     for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        if not is_complete(run_dir):
+        if not RunFiles(run_dir).is_recorded():
             unfinished.append(run_dir.name)
             continue
         files = RunFiles(run_dir)
@@ -103,7 +103,7 @@ def _train_cap(max_examples: Any) -> int | None:
 
 def read_predictions(run_dir: Path, task: str, split: str) -> dict[str, dict[str, Any]]:
     """Rows of ``run_dir/predictions/<task>.<split>.jsonl`` by example id (what paired tests align on)."""
-    path = RunFiles(run_dir).predictions(task, split)
+    path = RunFiles(run_dir).saved_predictions(task, split)
     if not path.is_file():
         raise RunError(f"{path}: missing; paired tests need the runs' prediction files")
     return {str(row["id"]): row for _, row in iter_jsonl(path)}

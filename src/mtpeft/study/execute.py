@@ -1,10 +1,12 @@
 """`mtpeft study`: run the missing runs of a study (or of one shard of it), then write its report.
 
 Each run trains in its own process: a crash or an out-of-memory kill stays in that run, and its peak
-memory in the ledger is its own. A finished run is never trained again; an interrupted one resumes
+memory in the ledger is its own. A finished run is never trained again, nor is one whose records alone are
+there (a study's evidence, committed without weights, on another machine); an interrupted one resumes
 from its last checkpoint, or starts over when it has none. A run is claimed before it trains
 (:mod:`mtpeft.study.claim`), so study processes sharing the folder never train one run twice at once.
-"""
+Every finished run's prediction files get a gzipped copy beside them: with config.yaml, metrics.json,
+ledger.json and run.json, the part of a study worth committing."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 from mtpeft.config import dump_config
 from mtpeft.errors import RunError
 from mtpeft.io import write_json, write_text
-from mtpeft.run.files import RunFiles, is_complete
+from mtpeft.run.files import RunFiles
 from mtpeft.study.claim import claim_path, holder, try_claim
 from mtpeft.study.config import StudyConfig
 from mtpeft.study.grid import PlannedRun, expand, shard
@@ -48,7 +50,8 @@ def run_study(study: StudyConfig, shard_of: tuple[int, int] = (1, 1), echo: bool
     failed: list[str] = []
     for number, run in enumerate(runs, 1):
         run_dir = run.config.run_dir()
-        if is_complete(run_dir):
+        if RunFiles(run_dir).is_recorded():
+            RunFiles(run_dir).pack_predictions()  # an older study's runs get their evidence packed too
             skipped.append(run.run_id)
             continue
         claim = try_claim(run_dir)
@@ -59,7 +62,7 @@ def run_study(study: StudyConfig, shard_of: tuple[int, int] = (1, 1), echo: bool
             busy.append(run.run_id)
             continue
         with claim:
-            if is_complete(run_dir):  # finished by another process between the check above and the claim
+            if RunFiles(run_dir).is_recorded():  # finished by another process between the check above and the claim
                 skipped.append(run.run_id)
                 continue
             _say(echo, f"[{number}/{len(runs)}] {run.run_id}")
@@ -68,6 +71,7 @@ def run_study(study: StudyConfig, shard_of: tuple[int, int] = (1, 1), echo: bool
             failed.append(run.run_id)
             continue
         trained.append(run.run_id)
+        RunFiles(run_dir).pack_predictions()
         if not study.keep_checkpoints:
             shutil.rmtree(RunFiles(run_dir).checkpoint.parent, ignore_errors=True)
     report = None

@@ -21,7 +21,7 @@ import numpy as np
 
 from mtpeft.errors import RunError
 from mtpeft.evaluate.metrics import RANKING
-from mtpeft.run.files import RunFiles, is_complete
+from mtpeft.run.files import RunFiles
 from mtpeft.run.schema import Metrics, read_metrics
 from mtpeft.study.analysis import LEXICAL
 from mtpeft.study.collect import read_predictions
@@ -132,7 +132,7 @@ def compare_runs(a: Path | Sequence[Path], b: Sequence[Path] = (), split: str = 
 def _finished_metrics(run_dir: Path) -> Metrics:
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory")
-    if not is_complete(run_dir):
+    if not RunFiles(run_dir).is_recorded():
         raise RunError(f"{run_dir}: not a finished run (run.json does not mark it complete); finish it with "
                        f"`mtpeft train {RunFiles(run_dir).config} --resume`")
     return read_metrics(RunFiles(run_dir).metrics)
