@@ -22,6 +22,11 @@ Clients are closed-loop: ``--concurrency`` threads each send their share of the 
 other; a request holds ``--items`` items of tasks drawn at random (seeded) from the run's test splits.
 The three servers run side by side and take turns (``--rounds``), so background load that comes and
 goes during the run is shared fairly.
+
+Fairness row, "small requests beside a large one": the shared deployment answers ``--small-requests``
+one-item requests sent one after another, first alone, then while another client keeps a large request in
+flight (``--large-items`` items of ``--large-chars`` characters each: test-split code repeated; the default
+is the 3.9 MB request that once held a small one for 17.5 s); p50/p99 latency of the small ones, both ways.
 """
 
 from __future__ import annotations
@@ -31,12 +36,12 @@ import json
 import os
 import platform
 import random
-import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +126,58 @@ class Tally:
             "requests": len(self.latencies), "items": self.items, "wall_s": round(self.wall, 3),
             "items_per_s": round(self.items / self.wall, 2),
             "requests_per_s": round(len(self.latencies) / self.wall, 2),
-            "latency_p50_ms": round(1000 * statistics.median(self.latencies), 1),
-            "latency_p99_ms": round(1000 * float(np.percentile(self.latencies, 99)), 1),
+            "latency_p50_ms": percentile_ms(self.latencies, 50),
+            "latency_p99_ms": percentile_ms(self.latencies, 99),
             "batches": self.batches, "backbone_passes": self.passes,
             "items_per_pass": round(self.items / max(self.passes, 1), 2),
         }
+
+
+def percentile_ms(latencies: list[float], q: float) -> float:
+    return round(1000 * float(np.percentile(latencies, q)), 1)
+
+
+def large_request(trained: TrainedRun, items: int, chars: int, seed: int) -> dict[str, Any]:
+    """One request of ``items`` items whose texts are test-split inputs repeated to ``chars`` characters."""
+    [body] = make_requests(trained, 1, items, seed)
+    return {"items": [{name: value if name == "task" else stretch(value, chars) for name, value in item.items()}
+                      for item in body["items"]]}
+
+
+def stretch(text: str, chars: int) -> str:
+    return ((text + "\n") * (chars // (len(text) + 1) + 1))[:chars]
+
+
+def timed_post(url: str, body: dict[str, Any]) -> float:
+    start = time.perf_counter()
+    requests.post(f"{url}/v1/predict", json=body, timeout=600).raise_for_status()
+    return time.perf_counter() - start
+
+
+def small_beside_large(url: str, small: list[dict[str, Any]], large: dict[str, Any]) -> dict[str, Any]:
+    """Latencies of ``small`` sent one after another: alone, then while another client keeps ``large`` in flight."""
+    alone = [timed_post(url, body) for body in small]
+    stop, large_latencies = threading.Event(), []
+
+    def keep_large_in_flight() -> None:
+        while not stop.is_set():
+            large_latencies.append(timed_post(url, large))
+
+    with ThreadPoolExecutor(1) as pool:
+        sender = pool.submit(keep_large_in_flight)
+        while not large_latencies and not requests.get(f"{url}/healthz", timeout=60).json()["queued"]:
+            time.sleep(0.005)  # until the large request's items wait for the model
+        beside = [timed_post(url, body) for body in small]
+        stop.set()
+        sender.result()
+    return {
+        "small_requests": len(small), "large_items": len(large["items"]),
+        "large_chars_per_text": max(len(v) for item in large["items"] for k, v in item.items() if k != "task"),
+        "alone": {"latency_p50_ms": percentile_ms(alone, 50), "latency_p99_ms": percentile_ms(alone, 99)},
+        "beside_large": {"latency_p50_ms": percentile_ms(beside, 50), "latency_p99_ms": percentile_ms(beside, 99)},
+        "large_requests_answered": len(large_latencies),
+        "large_latency_p50_ms": percentile_ms(large_latencies, 50),
+    }
 
 
 def send_round(url: str, predictor: Predictor, bodies: dict[int, dict[str, Any]], concurrency: int,
@@ -182,6 +234,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="Batcher wait (both deployments).")
     parser.add_argument("--warmup", type=int, default=4, help="Requests sent first and not counted.")
     parser.add_argument("--rounds", type=int, default=4, help="Deployments take turns this many times.")
+    parser.add_argument("--small-requests", type=int, default=24, help="One-item requests of the fairness row.")
+    parser.add_argument("--large-items", type=int, default=20, help="Items of the fairness row's large request.")
+    parser.add_argument("--large-chars", type=int, default=190_000, help="Characters per text of the large request.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-serve.json"), help="Results JSON.")
     args = parser.parse_args(argv)
@@ -197,6 +252,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     tallies = measure(deployments, warmup, bodies, limits, args.concurrency, args.rounds)
     results = {name: tally.summary() for name, tally in tallies.items()}
+    large = large_request(trained, args.large_items, args.large_chars, args.seed)
+    # the body limit would refuse the large request before it reached the model; it bounds nothing measured here
+    fair_limits = replace(limits, max_items=max(limits.max_items, args.large_items),
+                          max_body_bytes=max(limits.max_body_bytes, len(json.dumps(large)) + 1024))
+    with BackgroundServer(create_app(shared, fair_limits)) as url:
+        fairness = small_beside_large(url, make_requests(trained, args.small_requests, 1, args.seed + 1), large)
     reference = tallies["shared"].answers
     diff = {name: float(max(np.max(np.abs(np.subtract(t.answers[i], reference[i]))) for i in reference))
             for name, t in tallies.items() if name != "shared"}
@@ -206,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tasks": sorted(shared.specs), "requests": args.requests, "items_per_request": args.items,
         "concurrency": args.concurrency, "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
         "rounds": args.rounds,
-        "results": results, "max_abs_probability_difference_vs_shared": diff,
+        "results": results, "max_abs_probability_difference_vs_shared": diff, "small_beside_large": fairness,
         "speedup_items_per_s": round(results["shared"]["items_per_s"] / results["switched"]["items_per_s"], 2),
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                     # other work on the machine skews the numbers; the 1-minute load average says how much
@@ -232,6 +293,12 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{name:<10} " + " ".join(f"{row[c]:>15}" for c in columns))
     diffs = ", ".join(f"{k} {v:.1e}" for k, v in report["max_abs_probability_difference_vs_shared"].items())
     print(f"shared / switched throughput: {report['speedup_items_per_s']}x; max |probability - shared's|: {diffs}")
+    fair = report["small_beside_large"]
+    print(f"small requests beside a large one ({fair['large_items']} items x {fair['large_chars_per_text']} "
+          f"characters), shared, {fair['small_requests']} one-item requests: "
+          + "; ".join(f"{how} p50 {row['latency_p50_ms']} ms, p99 {row['latency_p99_ms']} ms"
+                      for how, row in (("alone", fair["alone"]), ("beside", fair["beside_large"])))
+          + f" ({fair['large_requests_answered']} large requests answered meanwhile)")
 
 
 if __name__ == "__main__":

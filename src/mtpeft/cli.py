@@ -234,6 +234,10 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(min=0.1, help="How long a batch waits for more items.")] = 5.0,
     max_items: Annotated[int, typer.Option(min=1, help="Items per /v1/predict request.")] = 64,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Bytes per request body.")] = 4 * 2**20,
+    header_timeout_s: Annotated[float, typer.Option(min=0.1, help="Seconds a client has to send a request's "
+                                                                   "headers; then the connection is closed.")] = 10.0,
+    body_timeout_s: Annotated[float, typer.Option(min=0.1, help="Seconds a client has to send a request's body "
+                                                                 "(408 after).")] = 60.0,
 ) -> None:
     """Serve every task of a run over HTTP (JSON API; docs at /docs)."""
     from mtpeft.serve import Limits
@@ -241,7 +245,8 @@ def serve(
 
     if api_key is None and os.environ.get("MTPEFT_API_KEY") == "":
         api_key = ""  # click reads an empty variable as unset; create_app refuses an empty key instead
-    limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items, max_body_bytes=max_body_bytes)
+    limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items, max_body_bytes=max_body_bytes,
+                    header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s)
     run_server(run, host, port, api_key=api_key, merge=merge, limits=limits)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import requests
 import torch
 
-from mtpeft.serve import BackgroundServer, Predictor, create_app
+from mtpeft.serve import BackgroundServer, Limits, Predictor, create_app
+from mtpeft.serve.app import slices
 from mtpeft.serve.schemas import CodeInput, PairInput, QueryInput
 from tests.serve.conftest import API_KEY, LIMITS, MAX_LENGTH, binary_rows, pair_rows, search_rows
 
@@ -185,3 +188,94 @@ def test_merged_model_served_without_a_key_answers_alike(tiny_run, server, predi
     reference = post(server, "/v1/predict", {"items": items}).json()["results"]
     np.testing.assert_allclose([r["probability"] for r in got], [r["probability"] for r in reference],
                                rtol=1e-4, atol=1e-5)
+
+
+class Spy:
+    """Wraps a predictor method: logs each call (name, item ids or texts); with ``hold``, the first call waits
+    until ``release`` is set."""
+
+    def __init__(self, predictor: Predictor, name: str, log: list, hold: bool = False) -> None:
+        self.fn, self.name, self.log = getattr(predictor, name), name, log
+        self.started, self.release = threading.Event(), threading.Event()
+        if not hold:
+            self.release.set()
+
+    def __call__(self, items, *args):
+        # an item's id: Encoded.ident after tokenising, the request item's id before; a pool's codes as they are
+        self.log.append((self.name, [getattr(item, "ident", getattr(item, "id", item)) for item in items]))
+        self.started.set()
+        assert self.release.wait(30)
+        return self.fn(items, *args)
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def spy_on(predictor: Predictor, monkeypatch, log: list, held: str) -> dict[str, Spy]:
+    spies = {name: Spy(predictor, name, log, hold=name == held) for name in ("encode_mixed", "forward", "embed_pool")}
+    for name, spy in spies.items():
+        monkeypatch.setattr(predictor, name, spy)
+    return spies
+
+
+def prepared(log: list, ident) -> bool:
+    return any(name == "encode_mixed" and ident in ids for name, ids in log)
+
+
+def test_a_small_request_is_answered_between_a_large_requests_batches(predictor, monkeypatch):
+    rows, pair = binary_rows(8), pair_rows(1)[0]
+    large = {"items": [{"task": "overflow", "code": r["text"], "id": f"L{i}"} for i, r in enumerate(rows)]}
+    small = {"items": [{"task": "same", "code1": pair["a"], "code2": pair["b"], "id": "small"}]}
+    expected = direct(predictor, "overflow", [CodeInput(code=r["text"]) for r in rows])
+    log: list = []
+    forward = spy_on(predictor, monkeypatch, log, held="forward")["forward"]
+    with BackgroundServer(create_app(predictor, Limits(max_batch=2, max_wait_ms=1, max_items=8))) as url, \
+            ThreadPoolExecutor(2) as clients:
+        big = clients.submit(post, url, "/v1/predict", large, {})
+        assert forward.started.wait(30)  # the first of four batches holds the model
+        little = clients.submit(post, url, "/v1/predict", small, {})
+        wait_until(lambda: prepared(log, "small"), "the small request to be tokenised")
+        forward.release.set()
+        big, little = big.result().json()["results"], little.result().json()["results"]
+    batches = [ids for name, ids in log if name == "forward"]
+    assert batches[:2] == [["L0", "L1"], ["L2", "small"]]  # its turn comes in the next batch, not the fifth
+    assert [r["id"] for r in big] == [f"L{i}" for i in range(8)] and little[0]["id"] == "small"
+    np.testing.assert_allclose([r["probability"] for r in big], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_index_upload_is_embedded_in_slices_with_other_batches_between(predictor, monkeypatch):
+    rows = search_rows(10)
+    query = rows[3]["query"]
+    whole, _ = predictor.embed_pool([r["code"] for r in rows], batch_size=16)
+    vector = predictor.forward(predictor.encode("find", [QueryInput(query=query)]))[0]
+    scores = sorted((whole["find"] @ vector).tolist(), reverse=True)
+    log: list = []
+    embed = spy_on(predictor, monkeypatch, log, held="embed_pool")["embed_pool"]
+    pool_items = [{"id": i, "code": r["code"]} for i, r in enumerate(rows)]
+    with BackgroundServer(create_app(predictor, Limits(max_batch=4, max_wait_ms=1))) as url, \
+            ThreadPoolExecutor(2) as clients:
+        upload = clients.submit(post, url, "/v1/search/index", {"name": "big", "items": pool_items}, {})
+        assert embed.started.wait(30)  # the first slice holds the model thread
+        item = clients.submit(post, url, "/v1/predict", {"items": [{"task": "overflow", "code": "x", "id": "s"}]}, {})
+        wait_until(lambda: prepared(log, "s") and requests.get(f"{url}/healthz", timeout=10).json()["queued"] == 0,
+                   "the small request's batch to wait for the model thread")
+        embed.release.set()
+        assert upload.result().json()["size"] == 10 and item.result().status_code == 200
+        hits = post(url, "/v1/search", {"task": "find", "index": "big", "query": query, "top_k": 10}, {}).json()
+    model_work = [(name, len(ids)) for name, ids in log if name != "encode_mixed"]
+    assert model_work[:4] == [("embed_pool", 4), ("forward", 1), ("embed_pool", 4), ("embed_pool", 2)]
+    np.testing.assert_allclose([h["score"] for h in hits["hits"]], scores, rtol=1e-5, atol=1e-6)  # as one pool
+
+
+@pytest.mark.parametrize(("costs", "max_items", "budget", "expected"), [
+    ([1] * 5, 2, 100, [(0, 2), (2, 4), (4, 5)]),
+    ([5, 5, 5, 1, 1], 10, 6, [(0, 1), (1, 2), (2, 4), (4, 5)]),
+    ([50, 1], 10, 6, [(0, 1), (1, 2)]),  # an item over the budget still gets a slice of its own
+    ([], 4, 10, []),
+])
+def test_slices_bound_items_and_cost(costs, max_items, budget, expected):
+    assert slices(costs, max_items, budget) == expected

@@ -1,4 +1,5 @@
-"""bench/serve.py runs end to end on the tiny run, and its per-task-adapter baseline answers like the shared model."""
+"""bench/serve.py runs end to end on the tiny run (its fairness row too), and its per-task-adapter baseline answers
+like the shared model."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def test_benchmark_runs_and_its_baseline_agrees(tiny_run, tmp_path, monkeypatch)
     spec.loader.exec_module(bench)
     out = tmp_path / "bench.json"
     report = bench.main(["--run", str(tiny_run), "--requests", "8", "--items", "3", "--concurrency", "2",
-                         "--rounds", "2", "--warmup", "1", "--out", str(out)])
+                         "--rounds", "2", "--warmup", "1", "--small-requests", "3", "--large-items", "2",
+                         "--large-chars", "3000", "--out", str(out)])
     assert json.loads(out.read_text()) == report
     results = report["results"]
     assert set(results) == {"shared", "switched", "merged"}
@@ -27,3 +29,8 @@ def test_benchmark_runs_and_its_baseline_agrees(tiny_run, tmp_path, monkeypatch)
     assert results["switched"]["backbone_passes"] >= results["shared"]["backbone_passes"]
     assert results["switched"]["backbone_passes"] > results["switched"]["batches"]
     assert max(report["max_abs_probability_difference_vs_shared"].values()) < 1e-4  # fp32 run: copies agree
+    fair = report["small_beside_large"]
+    assert fair["small_requests"] == 3 and fair["large_items"] == 2 and fair["large_chars_per_text"] == 3000
+    assert fair["large_requests_answered"] >= 1
+    for row in (fair["alone"], fair["beside_large"]):
+        assert row["latency_p99_ms"] >= row["latency_p50_ms"] > 0

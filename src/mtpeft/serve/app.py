@@ -10,13 +10,13 @@ a file a request names: everything it answers comes from the run loaded at start
 # No `from __future__ import annotations`: FastAPI reads endpoint annotations at runtime, and the request
 # models are classes built per run inside create_app.
 
-import asyncio
 import hmac
 import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+import torch
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +30,7 @@ from mtpeft.serve.batcher import Batcher, QueueFull
 from mtpeft.serve.body_limit import BodyLimit
 from mtpeft.serve.index import IndexStore, NoSuchIndex, SearchIndex, TooManyIndexes
 from mtpeft.serve.limits import Limits
-from mtpeft.serve.predictor import Predictor
+from mtpeft.serve.predictor import Encoded, Predictor
 from mtpeft.serve.schemas import (
     Health,
     IndexResponse,
@@ -56,6 +56,7 @@ _ERRORS = {  # what each status means, for the OpenAPI page (422 is FastAPI's ow
     400: "The body is not JSON text (e.g. not UTF-8).",
     401: f"Missing or wrong API key (header {API_KEY_HEADER}).",
     404: "No index of that name.",
+    408: "The request body did not arrive within the time limit; the connection is closed.",
     409: "The index store is full.",
     413: "The request body is over the size limit.",
     503: "Too many items are waiting for the model; retry later.",
@@ -71,7 +72,7 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
     limits = limits or Limits()
     if api_key is not None:
         check_api_key(api_key)
-    batcher = Batcher(predictor.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue)
+    batcher = answering_batcher(predictor, limits)
     indexes = IndexStore(limits.max_indexes)
 
     @asynccontextmanager
@@ -86,8 +87,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
                   description=f"Every task of run {predictor.name!r} ({predictor.model_name}) behind one shared "
                               "backbone; see docs/serving.md.",
                   dependencies=[Depends(_key_check(api_key))] if api_key else [],
-                  responses=_responses(400, 413, *([401] if api_key else [])))
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+                  responses=_responses(400, 408, 413, *([401] if api_key else [])))
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
     for error, code in _STATUS.items():
         app.add_exception_handler(error, _json_error(code))
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
@@ -109,9 +110,8 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
         @app.post("/v1/predict", response_model=PredictResponse, response_model_exclude_none=True,
                   responses=_responses(503))
         async def predict(request: predict_model) -> dict[str, Any]:  # type: ignore[valid-type]
-            encoded = await asyncio.to_thread(predictor.encode_mixed, request.items)
-            outputs = await batcher.submit(encoded)
-            return {"results": [predictor.classify(e, out) for e, out in zip(encoded, outputs, strict=True)]}
+            answers = await batcher.submit(request.items)
+            return {"results": [predictor.classify(item, logit) for item, logit in answers]}
 
     search_models = search_requests(predictor.specs, limits)
     if search_models is not None:
@@ -121,7 +121,7 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
         async def upload_index(request: index_model) -> IndexResponse:  # type: ignore[valid-type]
             name, items = request.name, request.items
             indexes.check_room(name)
-            vectors, cut = await batcher.call(predictor.embed_pool, [it.code for it in items], limits.max_batch)
+            vectors, cut = await embed_in_turns(batcher, predictor, [it.code for it in items], limits)
             indexes.put(name, SearchIndex([it.id for it in items], vectors, sum(cut)))
             return IndexResponse(name=name, size=len(items), tasks=sorted(vectors), truncated=sum(cut))
 
@@ -133,13 +133,47 @@ def create_app(predictor: Predictor, limits: Limits | None = None, api_key: str 
         @app.post("/v1/search", response_model=SearchResponse, responses=_responses(404, 503))
         async def search(request: search_model) -> SearchResponse:  # type: ignore[valid-type]
             index = indexes.get(request.index)  # 404 before any model work
-            [query] = await asyncio.to_thread(predictor.encode, request.task, [request])
-            [vector] = await batcher.submit([query])
+            [(query, vector)] = await batcher.submit([request])
             return SearchResponse(task=query.task, index=request.index,
                                   hits=index.search(query.task, vector, request.top_k),
                                   truncated=query.truncated)
 
     return app
+
+
+def answering_batcher(predictor: Predictor, limits: Limits) -> Batcher[Any, tuple[Encoded, torch.Tensor]]:
+    """Requests' items (predict items and search queries alike) tokenised in turns outside the model thread,
+    then merged into batches of ONE backbone pass; each answer comes back with its tokenised item."""
+    def forward(items: list[Encoded]) -> list[tuple[Encoded, torch.Tensor]]:
+        return list(zip(items, predictor.forward(items), strict=True))
+
+    def characters(item: Any) -> int:  # what tokenising an item costs
+        return sum(len(getattr(item, name)) for name in input_fields(predictor.specs[item.task].kind))
+
+    return Batcher(forward, limits.max_batch, limits.max_wait_ms, limits.max_queue, prepare=predictor.encode_mixed,
+                   cost=characters, max_round_cost=limits.max_tokenize_chars)
+
+
+async def embed_in_turns(batcher: Batcher[Any, Any], predictor: Predictor, codes: list[str],
+                         limits: Limits) -> tuple[dict[str, torch.Tensor], list[bool]]:
+    """A search pool embedded a slice at a time (``max_batch`` codes, about ``max_tokenize_chars``), each slice
+    its own turn in the model thread, so batches of other requests run between them."""
+    parts = [await batcher.call(predictor.embed_pool, codes[start:stop], limits.max_batch)
+             for start, stop in slices([len(code) for code in codes], limits.max_batch, limits.max_tokenize_chars)]
+    vectors = {task: torch.cat([part[task] for part, _ in parts]) for task in parts[0][0]}
+    return vectors, [flag for _, cut in parts for flag in cut]
+
+
+def slices(costs: list[int], max_items: int, budget: int) -> list[tuple[int, int]]:
+    """Consecutive ``(start, stop)`` ranges of at most ``max_items`` whose costs stay within ``budget``
+    (a range holds at least one item)."""
+    ranges, start, spent = [], 0, 0
+    for i, price in enumerate(costs):
+        if i > start and (i - start == max_items or spent + price > budget):
+            ranges.append((start, i))
+            start, spent = i, 0
+        spent += price
+    return [*ranges, (start, len(costs))] if costs else ranges
 
 
 def check_api_key(api_key: str) -> None:

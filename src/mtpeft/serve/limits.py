@@ -9,12 +9,17 @@ from mtpeft.errors import ConfigError
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds of the HTTP service (the CLI flags of `mtpeft serve` set the first five).
+    """Bounds of the HTTP service (`mtpeft serve` has a flag for the first five and the two timeouts).
 
     Inputs longer than the run's ``train.max_length`` tokens are cut, as in training, and the answer
     says ``truncated: true``. A text is tokenised whole before it is cut, so ``max_text_chars`` bounds the
     work one text costs (a 4 MB string would hold the tokenizer for half a minute); the body size bounds
     what a request can send at all.
+
+    Fairness: every request's items take turns, one item per request at a time, in tokenising (rounds of at
+    most ``max_batch`` items and about ``max_tokenize_chars`` characters) and in batches, so a small request
+    waits for about the work in flight, not for a large one's. Slow clients: a connection must deliver its
+    headers within ``header_timeout_s`` and its body within ``body_timeout_s``, or it is closed.
     """
 
     max_batch: int = 32  # items per forward pass
@@ -26,6 +31,9 @@ class Limits:
     max_index_items: int = 5000  # codes per search index
     max_top_k: int = 100  # hits per search
     max_text_chars: int = 200_000  # characters per code or query (422 above): tokenising is paid before any cut
+    max_tokenize_chars: int = 100_000  # characters tokenised per turn (at least one text): what a newcomer waits for
+    header_timeout_s: float = 10.0  # to send a request's headers, from connecting or the previous answer
+    body_timeout_s: float = 60.0  # to send a request's body once its headers are in (408 after)
 
     def __post_init__(self) -> None:
         bad = [f.name for f in fields(self) if getattr(self, f.name) <= 0]

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from mtpeft.serve.app import API_KEY_HEADER, check_api_key, create_app
+from mtpeft.serve.header_timeout import with_header_timeout
 from mtpeft.serve.limits import Limits
 from mtpeft.serve.predictor import Predictor
 
@@ -27,8 +28,14 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, api_ke
     if host not in LOOPBACK and not api_key:
         warnings.warn(f"serving on {host} without an API key: anyone who reaches the port can use the model; "
                       f"set --api-key or MTPEFT_API_KEY (clients send it as {API_KEY_HEADER})", stacklevel=2)
+    limits = limits or Limits()
     app = create_app(Predictor.from_run(run_dir, merge=merge), limits, api_key)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(server_config(app, limits.header_timeout_s, host=host, port=port, log_level="info")).run()
+
+
+def server_config(app: Any, header_timeout_s: float, **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for the service: its h11 protocol closes a connection whose headers are late."""
+    return uvicorn.Config(app, http=with_header_timeout(header_timeout_s), **options)
 
 
 class BackgroundServer:
@@ -39,8 +46,9 @@ class BackgroundServer:
         ...     requests.get(f"{url}/healthz")
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", startup_s: float = 30.0) -> None:
-        self.app, self.host, self.startup_s = app, host, startup_s
+    def __init__(self, app: Any, host: str = "127.0.0.1", startup_s: float = 30.0,
+                 header_timeout_s: float = Limits.header_timeout_s) -> None:
+        self.app, self.host, self.startup_s, self.header_timeout_s = app, host, startup_s, header_timeout_s
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
 
@@ -48,7 +56,7 @@ class BackgroundServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((self.host, 0))  # the OS picks a free port; binding here leaves no race with other tests
         port = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self.server = uvicorn.Server(server_config(self.app, self.header_timeout_s, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + self.startup_s
