@@ -49,8 +49,22 @@ def test_pairs_measures_estimates_and_groups(tmp_path: Path) -> None:
     assert analysis["estimates"]["flops"] > 0 and analysis["pair_training"]["flops"] > 0
     grouping = analysis["groupings"]["measured"]
     assert sorted(t for g in grouping["groups"] for t in g) == sorted(tasks) and len(grouping["groups"]) <= 2
-    scores = analysis["trained_groups"]["scores"]
-    assert scores["all alone"] == {**alone, "macro": pytest.approx(np.mean(list(alone.values())))}
+    for i, row in enumerate(analysis["transfer_tests"]):  # tested on the same predictions the matrix is read from
+        for j, cell in enumerate(row):
+            if i == j:
+                assert cell is None
+            else:
+                assert cell["delta"] == pytest.approx(analysis["transfer"][i][j], abs=1e-6)
+                assert cell["low"] <= cell["delta"] <= cell["high"] and 0 <= cell["p_value"] <= 1
+    layouts = {x["label"]: x for x in analysis["layouts"]}
+    assert layouts["all alone"]["scores"] == {**alone, "macro": pytest.approx(np.mean(list(alone.values())))}
+    assert layouts["all alone"]["modules"] == 3 and layouts["all in one"]["modules"] == 1
+    assert layouts["all alone"]["bytes_stored"] > layouts["all in one"]["bytes_stored"]
+    assert "grouped" in layouts and set(analysis["trained_groups"]["versus"]) == {"all alone", "all in one"}
+    costs = {c["accounting"]: c for c in analysis["costs"]}
+    sft_runs = [r for r in records if r.setting == "sft"]
+    assert costs["training FLOPs"]["sft"] == sum(r.ledger.train_info.flops.total for r in sft_runs)
+    assert costs["backbone passes to answer one input for every task"]["saving_percent"] == pytest.approx(100 * 2 / 3)
     assert set(report["data_quality"]["tasks"]) == set(tasks)
 
     text = (tmp_path / "pairs.md").read_text()
@@ -58,5 +72,8 @@ def test_pairs_measures_estimates_and_groups(tmp_path: Path) -> None:
                     "Recommended grouping", "Data quality",
                     "recommended groups, trained"):
         assert heading in text
-    image = imread(tmp_path / "plots" / "transfer_tiny-bert_lora.png")
+    for figure in ("transfer", "stability", "asymmetry", "complementarity", "layouts"):
+        image = imread(tmp_path / "plots" / f"{figure}_tiny-bert_lora.png")
+        assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 50, figure
+    image = imread(tmp_path / "plots" / "data_quality.png")
     assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 50

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from mtpeft.evaluate.metrics import classification_scores
-from mtpeft.study.stats import PairedOutcomes, bootstrap_p, compare, mcnemar, seed_summary
+from mtpeft.study.stats import PairedOutcomes, bootstrap_p, compare, compare_over_seeds, mcnemar, seed_summary
 
 
 def test_mcnemar_exact_by_hand() -> None:
@@ -104,3 +105,42 @@ def test_generation_comparison_reproduces_the_corpus_metric(metric):
 def test_codebleu_has_no_paired_test():
     rows = _generation_rows(["int a;"], ["int b;"])
     assert compare(PairedOutcomes.from_rows("codebleu", rows, rows)).n == 0
+
+
+def _seed_outcomes(rng, n, acc_a, acc_b):
+    y = rng.integers(0, 2, n)
+    return PairedOutcomes("accuracy", y, np.where(rng.random(n) < acc_a, y, 1 - y),
+                          np.where(rng.random(n) < acc_b, y, 1 - y))
+
+
+def test_over_seeds_the_delta_is_the_mean_of_the_seeds_and_the_t_test_sees_them_alone():
+    rng = np.random.default_rng(0)
+    per_seed = [[_seed_outcomes(rng, 300, 0.75, 0.70)] for _ in range(4)]
+    result = compare_over_seeds(per_seed)
+    observed = [float(np.subtract(*o.scores())[0]) for (o,) in per_seed]
+    assert result.delta == pytest.approx(np.mean(observed))
+    assert result.std == pytest.approx(np.std(observed, ddof=1))
+    assert result.p_t == pytest.approx(stats.ttest_1samp(observed, 0).pvalue)
+    assert result.low <= result.delta <= result.high
+
+
+def test_over_seeds_a_real_edge_is_found_and_no_edge_mostly_is_not():
+    rng = np.random.default_rng(1)
+    edge = compare_over_seeds([[_seed_outcomes(rng, 400, 0.80, 0.70)] for _ in range(3)])
+    assert edge.significant and edge.low > 0
+    found = sum(compare_over_seeds([[_seed_outcomes(rng, 200, 0.7, 0.7)] for _ in range(3)], seed=k).significant
+                for k in range(40))
+    assert found <= 6  # about 5% of 40 under the null; a test this size should rarely say more
+
+
+def test_over_seeds_macro_averages_the_tasks_and_widens_with_disagreeing_seeds():
+    rng = np.random.default_rng(2)
+    steady = [[_seed_outcomes(rng, 300, 0.72, 0.70), _seed_outcomes(rng, 300, 0.72, 0.70)] for _ in range(3)]
+    swinging = [[_seed_outcomes(rng, 300, acc, 0.70), _seed_outcomes(rng, 300, acc, 0.70)]
+                for acc in (0.60, 0.72, 0.84)]
+    a, b = compare_over_seeds(steady), compare_over_seeds(swinging)
+    assert b.high - b.low > a.high - a.low  # the seeds' spread is part of the interval
+
+
+def test_over_seeds_without_outcomes_is_nan_not_an_error():
+    assert np.isnan(compare_over_seeds([]).delta)

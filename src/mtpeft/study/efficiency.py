@@ -34,6 +34,7 @@ class Footprint:
     real_tokens: int
     padded_tokens: int
     flops: int
+    frozen_saved_flops: int  # what training every weight would have added over the same tokens
     train_time_s: float
     wall_time_s: float
     peak_rss_bytes: int
@@ -59,6 +60,7 @@ def _footprint(key: Key, runs: list[RunRecord]) -> Footprint:
         real_tokens=sum(t.real_tokens for t in train),
         padded_tokens=sum(t.padded_tokens for t in train),
         flops=sum(t.flops.total for t in train),
+        frozen_saved_flops=sum(t.flops.saved_by_frozen_weights or 0 for t in train),
         train_time_s=sum(t.train_time_s for t in train),
         wall_time_s=sum(t.wall_time_s for t in train),
         peak_rss_bytes=max(t.peak_rss_bytes for t in train),
@@ -101,3 +103,45 @@ def savings(prints: dict[Key, Footprint]) -> list[Savings]:
 
 def _saving(new: float, old: float) -> float:
     return 100 * (1 - new / old) if old else float("nan")
+
+
+ADAM_STATE_BYTES = 8
+"""Adam keeps two fp32 moments per trainable parameter (the optimiser of every run here)."""
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """One way to price serving N tasks with N modules (SFT) against one shared module (MFT)."""
+
+    name: str
+    sft: float
+    mft: float
+    unit: str
+
+    @property
+    def saving_percent(self) -> float:
+        return _saving(self.mft, self.sft)
+
+
+def accountings(sft: Footprint, mft: Footprint) -> list[Accounting]:
+    """Every accounting the ledger supports, for one seed: which of them gives a saving, and how large.
+
+    Both sides trained on the same examples, so the training work is the same up to the sampler's draws; the
+    savings are in what is stored, what trains, and what answering costs.
+    """
+    return [
+        Accounting("training FLOPs", sft.flops, mft.flops, "FLOPs"),
+        Accounting("training FLOPs against SFT with full fine-tuning (every weight's gradient, same tokens)",
+                   sft.flops + sft.frozen_saved_flops, mft.flops, "FLOPs"),
+        Accounting("examples processed", sft.examples, mft.examples, "examples"),
+        Accounting("tokens processed", sft.real_tokens, mft.real_tokens, "tokens"),
+        Accounting("training time", sft.train_time_s, mft.train_time_s, "s"),
+        Accounting("wall time (loading, training, evaluation, baselines)", sft.wall_time_s, mft.wall_time_s, "s"),
+        Accounting("trainable parameters", sft.trainable_params, mft.trainable_params, "parameters"),
+        Accounting("optimiser state (Adam, two fp32 moments per trainable parameter)",
+                   ADAM_STATE_BYTES * sft.trainable_params, ADAM_STATE_BYTES * mft.trainable_params, "bytes"),
+        Accounting("peak memory (largest run; SFT runs one after another)", sft.peak_rss_bytes, mft.peak_rss_bytes,
+                   "bytes"),
+        Accounting("bytes stored (modules and heads)", sft.stored_bytes, mft.stored_bytes, "bytes"),
+        Accounting("backbone passes to answer one input for every task", sft.runs, mft.runs, "passes"),
+    ]

@@ -8,7 +8,7 @@ grouping under each, and data-quality signals. ``train_groups`` also trains the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,10 +20,13 @@ from mtpeft.study.affinity import AffinityEstimate, estimate_affinity
 from mtpeft.study.collect import RunRecord, collect
 from mtpeft.study.config import StudyConfig
 from mtpeft.study.data_quality import quality_signals
+from mtpeft.study.efficiency import accountings, footprints
 from mtpeft.study.execute import run_study
 from mtpeft.study.grid import expand
 from mtpeft.study.grouping import Grouping, best_grouping
-from mtpeft.study.transfer import Transfer, model_methods, transfer
+from mtpeft.study.layouts import Layout, all_layouts, versus
+from mtpeft.study.stats import SeedComparison
+from mtpeft.study.transfer import Transfer, model_methods, transfer, transfer_tests
 from mtpeft.tasks import load_task
 
 SETTINGS = ["sft", "pair", "mft"]
@@ -38,7 +41,10 @@ class PairsAnalysis:
     spearman: dict[str, dict[str, float]]  # estimate -> {rho, p}
     pair_training: dict[str, float]  # flops and train time of the pair runs of one seed (mean over seeds)
     groupings: dict[str, Grouping]  # by what the affinities came from
-    trained_groups: dict[str, Any] | None  # scores of the measured grouping's runs, when trained
+    tests: list[list[SeedComparison | None]]  # per cell: with the partner vs alone, over seeds
+    layouts: list[Layout]  # all alone, every partition into pairs, all in one, and the grouping once trained
+    costs: list[dict[str, Any]]  # SFT x N against MFT by every accounting, mean over seeds
+    trained_groups: dict[str, Any] | None  # the measured grouping, trained: against all alone and all in one
 
 
 def run_pairs(study: StudyConfig, max_groups: int = 2, train_groups: bool = False, estimate_steps: int = 20,
@@ -73,7 +79,20 @@ def _analyse(study: StudyConfig, records: list[RunRecord], model: str, method: s
         model, method, measured, estimate,
         {name: _spearman(matrix, measured.matrix) for name, matrix in sources.items() if name != "measured"},
         cost, {name: best_grouping(np.nan_to_num(matrix), measured.tasks, max_groups)
-               for name, matrix in sources.items()}, None)
+               for name, matrix in sources.items()},
+        transfer_tests(records, measured, model, method), all_layouts(records, measured.tasks, model, method),
+        _costs(records, model, method), None)
+
+
+def _costs(records: list[RunRecord], model: str, method: str) -> list[dict[str, Any]]:
+    """SFT x N against MFT by every accounting of :func:`accountings`, each averaged over the seeds with both."""
+    prints = footprints([r for r in records if r.setting in ("sft", "mft")])
+    per_seed = [accountings(prints[("sft", m, k, seed)], mft) for (setting, m, k, seed), mft in prints.items()
+                if setting == "mft" and (m, k) == (model, method) and ("sft", m, k, seed) in prints]
+    return [{"accounting": rows[0].name, "unit": rows[0].unit, "sft": float(np.mean([r.sft for r in rows])),
+             "mft": float(np.mean([r.mft for r in rows])),
+             "saving_percent": float(np.mean([r.saving_percent for r in rows])), "seeds": len(rows)}
+            for rows in zip(*per_seed, strict=True)] if per_seed else []
 
 
 def _cached_estimate(study: StudyConfig, model: str, method: str, steps: int, echo: bool) -> AffinityEstimate:
@@ -100,24 +119,22 @@ def _spearman(estimate: np.ndarray, measured: np.ndarray) -> dict[str, float]:
 
 
 def _train_groups(study: StudyConfig, analysis: PairsAnalysis, echo: bool) -> PairsAnalysis:
-    """Train the measured grouping's multi-task groups (pairs are reused) and score it per task."""
+    """Train the measured grouping's multi-task groups (pairs are reused) and test it, on the macro score over
+    seeds, against every task alone and all tasks in one module."""
     grouping = analysis.groupings["measured"]
     multi = [g for g in grouping.groups if len(g) > 1]
     if multi:
         run_study(study.model_copy(update={"groups": multi, "axes": study.axes.model_copy(update={
             "setting": ["group"], "model": [analysis.model], "method": [analysis.method]})}), echo=echo)
-    records = [r for r in collect(study.study_dir())[0] if r.model == analysis.model and r.method == analysis.method]
-    tasks = analysis.transfer.tasks
-    scores: dict[str, dict[str, float]] = {}
-    layouts = {"grouped": grouping.groups, "all alone": [[t] for t in tasks], "all in one": [tasks]}
-    for label, task_sets in layouts.items():
-        per_task = {}
-        for task_set in task_sets:
-            runs = [r for r in records if sorted(r.tasks) == sorted(task_set)]
-            for task in task_set:
-                per_task[task] = float(np.mean([r.score(task) for r in runs])) if runs else float("nan")
-        scores[label] = per_task | {"macro": float(np.mean([per_task[t] for t in tasks]))}
-    return replace(analysis, trained_groups={"groups": grouping.groups, "scores": scores})
+    records = collect(study.study_dir())[0]
+    layouts = all_layouts(records, analysis.transfer.tasks, analysis.model, analysis.method,
+                          {"grouped": grouping.groups})
+    named = {layout.label: layout for layout in layouts}
+    if "grouped" not in named:
+        return replace(analysis, layouts=layouts)
+    against = {other: versus(records, named["grouped"], named[other], analysis.model, analysis.method)
+               for other in ("all alone", "all in one") if other in named}
+    return replace(analysis, layouts=layouts, trained_groups={"groups": grouping.groups, "versus": against})
 
 
 def data_quality(study: StudyConfig) -> dict[str, Any]:
@@ -136,7 +153,12 @@ def pairs_json(analyses: list[PairsAnalysis], quality: dict[str, Any]) -> dict[s
         "estimates": {"gradient cosine": _list(a.estimate.cosine), "lookahead (TAG)": _list(a.estimate.lookahead),
                       "steps": a.estimate.steps, "time_s": a.estimate.time_s, "flops": a.estimate.flops},
         "spearman": a.spearman, "pair_training": a.pair_training,
-        "groupings": {k: g.__dict__ for k, g in a.groupings.items()}, "trained_groups": a.trained_groups,
+        "groupings": {k: g.__dict__ for k, g in a.groupings.items()},
+        "transfer_tests": [[None if c is None else asdict(c) for c in row] for row in a.tests],
+        "layouts": [asdict(layout) | {"modules": layout.modules} for layout in a.layouts], "costs": a.costs,
+        "trained_groups": None if a.trained_groups is None else {
+            "groups": a.trained_groups["groups"],
+            "versus": {k: asdict(v) for k, v in a.trained_groups["versus"].items()}},
     } for a in analyses], "data_quality": quality}
 
 

@@ -1,4 +1,5 @@
-"""Render `mtpeft pairs` results: pairs.md, pairs.json and one transfer heatmap per model and method."""
+"""Render `mtpeft pairs` results: pairs.md, pairs.json and the figures (:mod:`mtpeft.study.pairs_plots`) per model
+and method."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from mtpeft.io import write_json, write_text
-from mtpeft.study import plots
+from mtpeft.study import pairs_plots
 from mtpeft.study.pairs import PairsAnalysis, pairs_json
+from mtpeft.study.stats import SeedComparison
 from mtpeft.study.tables import Table
 
 
@@ -20,21 +22,40 @@ def write_pairs_report(study_dir: Path, analyses: list[PairsAnalysis], quality: 
              "T[a, b] = test score of task a trained together with b (one shared module) minus a trained alone, "
              "per seed, then the mean ± std over seeds. Positive: b helps a.", ""]
     for a in analyses:
-        stem = f"transfer_{a.model}_{a.method}".replace("/", "_")
-        plots.heatmap(a.transfer.matrix, a.transfer.spread, a.transfer.tasks, study_dir / "plots" / f"{stem}.png",
-                      f"{a.model} / {a.method}: transfer (seeds {', '.join(map(str, a.transfer.seeds))})")
-        parts += _analysis_section(a, stem)
-    parts += ["## Data quality", "", _quality_table(quality).markdown(), "", quality["definition"] + ". Shared "
-              "inputs across tasks: " + _shared(quality["shared_inputs"]), ""]
+        stem = f"{a.model}_{a.method}".replace("/", "_")
+        figures = _figures(a, study_dir, stem)
+        parts += _analysis_section(a, figures)
+    pairs_plots.data_quality(quality, study_dir / "plots" / "data_quality.png")
+    parts += ["## Data quality", "", "![data quality](plots/data_quality.png)", "", _quality_table(quality).markdown(),
+              "", quality["definition"] + ". Shared inputs across tasks: " + _shared(quality["shared_inputs"]), ""]
     write_text(study_dir / "pairs.md", "\n".join(parts))
     return study_dir / "pairs.md"
 
 
-def _analysis_section(a: PairsAnalysis, stem: str) -> list[str]:
+def _figures(a: PairsAnalysis, study_dir: Path, stem: str) -> dict[str, str]:
+    """Draw every figure of one model and method; their paths relative to the study directory, by name."""
+    seeds = ", ".join(map(str, a.transfer.seeds))
+    names = {name: f"plots/{name}_{stem}.png" for name in
+             ("transfer", "stability", "asymmetry", "complementarity", "layouts")}
+    pairs_plots.heatmap(a.transfer, a.tests, study_dir / names["transfer"],
+                        f"{a.model} / {a.method}: transfer (seeds {seeds}; * = differs from 0 over seeds and examples)")
+    pairs_plots.stability(a.transfer, study_dir / names["stability"])
+    pairs_plots.asymmetry(a.transfer, study_dir / names["asymmetry"])
+    pairs_plots.complementarity(a.transfer, study_dir / names["complementarity"])
+    pairs_plots.layouts(a.layouts, study_dir / names["layouts"])
+    return names
+
+
+def _analysis_section(a: PairsAnalysis, figures: dict[str, str]) -> list[str]:
     tasks, t = a.transfer.tasks, a.transfer
     matrix = Table("transfer", "", ["task \\ partner", *tasks], [
-        [row_task, *(_cell(t.matrix[i, j], t.spread[i, j]) if i != j else "–" for j in range(len(tasks)))]
+        [row_task, *(_cell(t.matrix[i, j], t.spread[i, j]) + _star(a.tests[i][j]) if i != j else "–"
+                     for j in range(len(tasks)))]
         for i, row_task in enumerate(tasks)])
+    tests = Table("transfer_tests", "", ["task", "partner", "seeds", "mean", "std over seeds", "95% interval",
+                                         "p (seeds x examples)", "p (t over seeds)"],
+                  [[tasks[i], tasks[j], c.seeds, _cell(c.delta), c.std, f"[{c.low:+.3f}, {c.high:+.3f}]", c.p_value,
+                    c.p_t] for i, row in enumerate(a.tests) for j, c in enumerate(row) if c is not None])
     versus_all = Table("transfer_vs_all", "", ["task \\ partner", *tasks], [
         [row_task, *(_cell(t.versus_all[i, j]) if i != j else "–" for j in range(len(tasks)))]
         for i, row_task in enumerate(tasks)])
@@ -56,11 +77,24 @@ def _analysis_section(a: PairsAnalysis, stem: str) -> list[str]:
     groupings = Table("groupings", "", ["affinities from", "groups", "estimated gain", "search"],
                       [[name, "; ".join("+".join(g) for g in grouping.groups), grouping.gain, grouping.search]
                        for name, grouping in a.groupings.items()])
-    out = [f"## {a.model} / {a.method}", "", f"![transfer](plots/{stem}.png)", "", "### Transfer matrix (vs alone)",
-           "", matrix.markdown(), "", "### Pair score minus the all-task (MFT) score", "", versus_all.markdown(), "",
+    layouts = Table("layouts", "", ["layout", "modules", "seeds", *tasks, "macro", "trainable", "trainable %",
+                                    "MB stored"],
+                    [[x.label, x.modules, len(x.seeds), *(x.scores[task] for task in tasks), x.scores["macro"],
+                      f"{x.trainable:,.0f}", x.trainable_percent, x.bytes_stored / 1e6] for x in a.layouts])
+    costs = Table("costs", "", ["accounting", "SFT (one module per task)", "MFT (one shared module)", "unit",
+                                "MFT saving", "seeds"],
+                  [[c["accounting"], f"{c['sft']:,.4g}", f"{c['mft']:,.4g}", c["unit"],
+                    _percent(c["saving_percent"] / 100), c["seeds"]] for c in a.costs])
+    out = [f"## {a.model} / {a.method}", "", f"![transfer]({figures['transfer']})", "",
+           "### Transfer matrix (vs alone)", "", "Mean ± std over seeds; * where the two-level paired bootstrap (seeds "
+           "with replacement, then each seed's test examples) puts the 95% interval clear of zero.", "",
+           matrix.markdown(), "", tests.markdown(), "",
+           "### Pair score minus the all-task (MFT) score", "", versus_all.markdown(), "",
            "### Against the lexical baseline", "", "TF-IDF + logistic regression (BM25 for search) fitted on the "
            "same training examples; negative: a bag of words does better.", "", versus_lexical.markdown(), "",
-           "### Stability", "", stability.markdown(), "", "### Asymmetry and complementarity", "", pairs.markdown(),
+           "### Stability", "", f"![stability]({figures['stability']})", "", stability.markdown(), "",
+           "### Asymmetry and complementarity", "", f"![asymmetry]({figures['asymmetry']})", "",
+           f"![complementarity]({figures['complementarity']})", "", pairs.markdown(),
            "", "Train alone (loses with every partner): " + (", ".join(t.negative()) or "none") + ".", "",
            "### Cheap estimates (no pair training)", "",
            f"One joint warm-up of {est.steps} steps on the first seed: gradient cosine of the shared parameters "
@@ -69,12 +103,20 @@ def _analysis_section(a: PairsAnalysis, stem: str) -> list[str]:
            f"pair once ({a.pair_training['flops'] / 1e12:.1f} TFLOPs, {a.pair_training['train_time_s']:.0f} s).",
            "", estimates.markdown(), "", _matrix_text("gradient cosine", est.cosine, tasks),
            _matrix_text("lookahead (TAG)", est.lookahead, tasks), "", "### Recommended grouping", "",
-           groupings.markdown(), ""]
+           groupings.markdown(), "", "### Layouts: which tasks share a module", "",
+           f"![layouts]({figures['layouts']})", "", layouts.markdown(), ""]
     if a.trained_groups:
-        scores = a.trained_groups["scores"]
-        table = Table("trained_groups", "", ["layout", *tasks, "macro"],
-                      [[label, *(s[task] for task in tasks), s["macro"]] for label, s in scores.items()])
-        out += ["### The recommended groups, trained", "", table.markdown(), ""]
+        versus = Table("grouped_versus", "", ["grouped - ", "seeds", "macro delta", "95% interval",
+                                              "p (seeds x examples)", "p (t over seeds)"],
+                       [[other, c.seeds, _cell(c.delta), f"[{c.low:+.3f}, {c.high:+.3f}]", c.p_value, c.p_t]
+                        for other, c in a.trained_groups["versus"].items()])
+        out += ["### The recommended groups, trained", "",
+                "Groups: " + "; ".join("+".join(g) for g in a.trained_groups["groups"]) + ".", "", versus.markdown(),
+                ""]
+    if a.costs:
+        out += ["### What sharing costs and saves: SFT x N against MFT", "", "Same method, same training examples; "
+                "mean over the seeds with both. Where the training work matches, the saving is in what is stored, "
+                "what trains and what answering costs.", "", costs.markdown(), ""]
     return out
 
 
@@ -104,6 +146,10 @@ def _cell(value: float, spread: float = math.nan) -> str:
     if not math.isfinite(value):
         return "–"
     return f"{value:+.3f}" + (f" ± {spread:.3f}" if math.isfinite(spread) else "")
+
+
+def _star(test: SeedComparison | None) -> str:
+    return "*" if test is not None and test.significant else ""
 
 
 def _yes(flag: bool) -> str:

@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from mtpeft.io import atomic_open
@@ -37,15 +36,15 @@ def pareto(rows: list[ScoreRow], path: Path) -> None:
         ax.scatter(x, y, marker=MARKERS.get(row.setting, "^"), color=colors[row.method], s=50, zorder=3)
         ax.annotate(f"{row.setting.upper()} {row.model}/{row.method}", (x, y), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
-    front = _front([(x, y) for x, y, _ in points])
-    if front:
-        ax.plot(*zip(*front, strict=True), color="grey", linestyle="--", linewidth=1, zorder=2)
+    kept = front([(x, y) for x, y, _ in points])
+    if kept:
+        ax.plot(*zip(*kept, strict=True), color="grey", linestyle="--", linewidth=1, zorder=2)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (% of the run's parameters, log scale)")
     ax.set_ylabel("macro test score (mean of task metrics)")
     ax.set_title("Cost vs quality (circles: SFT, squares: MFT)")
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save(fig, path)
 
 
 def forest(rows: list[DeltaRow], path: Path, title: str) -> None:
@@ -64,7 +63,7 @@ def forest(rows: list[DeltaRow], path: Path, title: str) -> None:
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def training_curves(records: list[RunRecord], tasks: list[str], path: Path) -> None:
@@ -81,7 +80,7 @@ def training_curves(records: list[RunRecord], tasks: list[str], path: Path) -> N
                         label=f"{record.setting.upper()} {record.method} s{record.seed}")
         _label(ax, task, "optimiser step", "training loss")
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def learning_curves(points: list[CurvePoint], tasks: list[str], path: Path) -> None:
@@ -100,7 +99,7 @@ def learning_curves(points: list[CurvePoint], tasks: list[str], path: Path) -> N
         ax.set_xscale("log")
         _label(ax, task, "training examples per task (log scale)", "test score")
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def _task_axes(tasks: list[str]) -> tuple[Figure, list[Any]]:
@@ -127,37 +126,16 @@ def _curve(ax: Any, line: list[CurvePoint], task: str, style: dict[str, Any]) ->
                 yerr=[0.0 if math.isnan(v) else v for v in std], linewidth=1, capsize=2, **style)
 
 
-def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Points no other point beats with fewer (or equal) trainable % and a higher (or equal) score."""
-    front, best = [], -math.inf
+    kept, best = [], -math.inf
     for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
         if y > best:
-            front.append((x, y))
+            kept.append((x, y))
             best = y
-    return front
+    return kept
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save(fig: Figure, path: Path) -> None:
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=120)
-
-
-def heatmap(matrix: np.ndarray, spread: np.ndarray, tasks: list[str], path: Path, title: str) -> None:
-    """Transfer matrix: row task's score change when trained with the column task (± std over seeds)."""
-    fig = Figure(figsize=(1.4 * len(tasks) + 2.5, 1.1 * len(tasks) + 1.5))
-    ax = fig.add_subplot()
-    limit = float(np.nanmax(np.abs(matrix))) if np.isfinite(matrix).any() else 1.0
-    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="RdBu", vmin=-limit, vmax=limit)
-    for i in range(len(tasks)):
-        for j in range(len(tasks)):
-            if np.isfinite(matrix[i, j]):
-                extra = f"\n±{spread[i, j]:.3f}" if np.isfinite(spread[i, j]) else ""
-                ax.text(j, i, f"{matrix[i, j]:+.3f}{extra}", ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
-    ax.set_yticks(range(len(tasks)), tasks)
-    ax.set_xlabel("partner task (trained with)")
-    ax.set_ylabel("task scored")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, shrink=0.8, label="score with partner - score alone")
-    fig.tight_layout()
-    _save(fig, path)

@@ -167,3 +167,56 @@ def seed_summary(values: list[float]) -> dict[str, float]:
     std = float(array.std(ddof=1))
     half = float(stats.t.ppf(0.975, len(array) - 1) * std / np.sqrt(len(array)))
     return {"mean": mean, "std": std, "low": mean - half, "high": mean + half, "n": len(array)}
+
+
+@dataclass(frozen=True)
+class SeedComparison:
+    """A - B over seeds, each seed scored on its own test examples (a seed is a split, a sample and a start)."""
+
+    seeds: int
+    delta: float  # mean over seeds of metric(a) - metric(b)
+    std: float  # its std over seeds
+    low: float  # 95% interval of the two-level bootstrap (seeds, then each seed's test examples)
+    high: float
+    p_value: float  # two-level bootstrap
+    p_t: float  # one-sample t-test of the per-seed deltas (needs 2 or more seeds)
+
+    @property
+    def significant(self) -> bool:
+        """Distinguishable from zero at 5% by the two-level bootstrap, which carries both sources of noise."""
+        return bool(self.p_value < 0.05)
+
+
+def compare_over_seeds(per_seed: list[list[PairedOutcomes]], seed: int = 0,
+                       samples: int = BOOTSTRAP_SAMPLES) -> SeedComparison:
+    """A - B on the mean of several tasks' metrics (one task: that task's), over seeds.
+
+    ``per_seed[s]`` holds seed ``s``'s outcomes, one per task. The bootstrap draws seeds with replacement, then each
+    drawn seed's test examples of every task with replacement, so the interval spans both what changes between seeds
+    (initialisation, data sample) and the test sample's own noise; the t-test sees the seeds alone.
+
+    Example (the same small edge on three seeds of 200 examples each):
+        >>> rng = np.random.default_rng(1)
+        >>> labels = [rng.integers(0, 2, 200) for _ in range(3)]
+        >>> seeds = [[PairedOutcomes("accuracy", y, np.where(rng.random(200) < 0.8, y, 1 - y),
+        ...                          np.where(rng.random(200) < 0.7, y, 1 - y))] for y in labels]
+        >>> result = compare_over_seeds(seeds)
+        >>> round(result.delta, 3), result.significant
+        (0.088, True)
+    """
+    if not per_seed or not all(per_seed) or any(len(o) == 0 for outcomes in per_seed for o in outcomes):
+        nan = float("nan")
+        return SeedComparison(len(per_seed), nan, nan, nan, nan, nan, nan)
+    rng = np.random.default_rng(seed)
+    observed = np.array([np.mean([float(np.subtract(*o.scores())[0]) for o in outcomes]) for outcomes in per_seed])
+    boot = np.zeros((len(per_seed), samples))
+    for s, outcomes in enumerate(per_seed):  # each seed's resampled deltas, tasks resampled independently
+        for o in outcomes:
+            a, b = o.scores(rng.integers(0, len(o), size=(samples, len(o))))
+            boot[s] += (a - b) / len(outcomes)
+    drawn = rng.integers(0, len(per_seed), size=(samples, len(per_seed)))
+    deltas = boot[drawn, np.arange(samples)[:, None]].mean(axis=1)
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    std = float(observed.std(ddof=1)) if len(observed) > 1 else float("nan")
+    p_t = float(stats.ttest_1samp(observed, 0.0).pvalue) if len(observed) > 1 and std > 0 else float("nan")
+    return SeedComparison(len(per_seed), float(observed.mean()), std, float(low), float(high), bootstrap_p(deltas), p_t)

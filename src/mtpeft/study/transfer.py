@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mtpeft.study.collect import RunRecord
+from mtpeft.study.stats import PairedOutcomes, SeedComparison, compare_over_seeds
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,48 @@ def transfer(records: list[RunRecord], model: str, method: str) -> Transfer:
             for t in r.tasks:
                 together[index[t], k] = r.score(t)
     return Transfer(tasks, seeds, alone, paired, together, lexical)
+
+
+def transfer_tests(records: list[RunRecord], t: Transfer, model: str, method: str) -> list[list[SeedComparison | None]]:
+    """Per cell ``[a][b]``: task ``a`` with ``b`` against ``a`` alone, paired on each seed's test examples and
+    tested over the seeds (:func:`compare_over_seeds`); None on the diagonal."""
+    runs = runs_by_tasks(records, model, method)
+    out: list[list[SeedComparison | None]] = []
+    for a in t.tasks:
+        row: list[SeedComparison | None] = []
+        for b in t.tasks:
+            layouts = ([[a, b]], [[a]]) if a != b else None
+            row.append(None if layouts is None else compare_layouts(runs, [a], *layouts, t.seeds))
+        out.append(row)
+    return out
+
+
+def compare_layouts(runs: dict[tuple[tuple[str, ...], int], RunRecord], tasks: list[str], layout_a: list[list[str]],
+                    layout_b: list[list[str]], seeds: list[int]) -> SeedComparison:
+    """``tasks`` scored under two layouts (each a list of task groups, one shared module per group) over the seeds
+    where both ran: the mean of the tasks' metrics, A - B."""
+    per_seed = []
+    for seed in seeds:
+        outcomes = []
+        for task in tasks:
+            ran = [runs.get((_group_of(task, layout), seed)) for layout in (layout_a, layout_b)]
+            if None in ran:
+                break
+            run_a, run_b = ran
+            outcomes.append(PairedOutcomes.from_rows(run_a.metric(task), run_a.predictions(task),
+                                                     run_b.predictions(task)))
+        else:
+            per_seed.append(outcomes)
+    return compare_over_seeds(per_seed)
+
+
+def _group_of(task: str, layout: list[list[str]]) -> tuple[str, ...]:
+    return tuple(sorted(next(g for g in layout if task in g)))
+
+
+def runs_by_tasks(records: list[RunRecord], model: str, method: str) -> dict[tuple[tuple[str, ...], int], RunRecord]:
+    """One model and method's runs by (their sorted tasks, seed)."""
+    return {(tuple(r.tasks), r.seed): r for r in records if r.model == model and r.method == method}
 
 
 def model_methods(records: list[RunRecord]) -> list[tuple[str, str]]:
