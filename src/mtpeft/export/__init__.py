@@ -3,6 +3,6 @@
 classification task (see docs/export.md)."""
 
 from mtpeft.export.formats import FORMATS, export_dir, export_run
-from mtpeft.export.onnx_model import OnnxTaskModel
+from mtpeft.export.onnx_model import BACKENDS, OnnxTaskModel, onnx_backend
 
-__all__ = ["FORMATS", "OnnxTaskModel", "export_dir", "export_run"]
+__all__ = ["BACKENDS", "FORMATS", "OnnxTaskModel", "export_dir", "export_run", "onnx_backend"]

@@ -47,6 +47,7 @@ def export_run(run_dir: str | Path, fmt: str, task: str | None = None, quantize:
         if task not in tasks:
             raise ConfigError(f"--task {task!r}: the run has tasks {', '.join(tasks)}")
     trained = load_trained(run_dir, with_data=False)
+    trained.built.model.eval()  # every exporter checks its output against the model's: no dropout in either
     if fmt == "onnx":
         return export_onnx(trained, run_dir, target, quantize)
     assert task is not None

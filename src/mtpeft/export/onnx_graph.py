@@ -99,7 +99,7 @@ def export_onnx(trained: TrainedRun, run_dir: Path, out: Path, quantize: str | N
     """Write the graph (``model.onnx``, and ``model.int8.onnx`` with ``quantize="int8"``), the tokenizer files and
     the manifest into ``out``, all at once; the graph is checked against the PyTorch model before anything lands."""
     config, built = trained.config, trained.built
-    model = built.model.eval()
+    model = built.model
     merged = can_merge(model.encoder, config.method)
     if merged:
         model.encoder = model.encoder.merge_and_unload()

@@ -15,8 +15,25 @@ import torch
 from torch import nn
 
 from mtpeft.data.collate import Batch, pad
-from mtpeft.errors import RunError
+from mtpeft.errors import ConfigError, RunError
+from mtpeft.export.formats import export_dir
 from mtpeft.export.manifest import ATTENTION_MASK, INPUT_IDS, PAIRS, WINDOWS, OnnxManifest, file_sha256, read_manifest
+
+BACKENDS = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # backend -> precision of the ONNX graph
+
+
+def onnx_backend(run_dir: Path, backend: str) -> OnnxTaskModel | None:
+    """The run's ONNX export for ``backend`` (``onnx``, ``onnx-int8``), checked against the run; None for ``torch``."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    precision = BACKENDS[backend]
+    if precision is None:
+        return None
+    model = OnnxTaskModel(export_dir(run_dir, "onnx"), precision)
+    if file_sha256(run_dir / "heads.safetensors") != model.manifest.heads_sha256:
+        raise RunError(f"{run_dir}: the run was trained again after its ONNX export (heads.safetensors changed); "
+                       f"export again with `mtpeft export {run_dir} --format onnx`")
+    return model
 
 
 class OnnxTaskModel(nn.Module):
@@ -41,15 +58,6 @@ class OnnxTaskModel(nn.Module):
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dims = {o.name: o.shape[-1] for o in self.session.get_outputs()}
         self.siamese = {t for t, e in self.manifest.tasks.items() if e.pair_encoding == "siamese"}
-
-    def check_run(self, run_dir: Path, tasks: list[str]) -> None:
-        """Refuse an export that no longer matches the run: retrained since, or other tasks."""
-        if file_sha256(run_dir / "heads.safetensors") != self.manifest.heads_sha256:
-            raise RunError(f"{run_dir}: the run was trained again after its ONNX export (heads.safetensors changed); "
-                           f"export again with `mtpeft export {run_dir} --format onnx`")
-        if sorted(tasks) != sorted(self.manifest.tasks):
-            raise RunError(f"{run_dir}: the ONNX export answers {', '.join(sorted(self.manifest.tasks))}, the run "
-                           f"{', '.join(sorted(tasks))}; export again")
 
     def embedding_dim(self, task: str) -> int:
         return int(self.dims[self.manifest.tasks[task].output])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import shutil
 from importlib.resources import files
 from pathlib import Path
@@ -26,12 +27,14 @@ from mtpeft.data.collate import Rows
 from mtpeft.data.encode import tokenize
 from mtpeft.errors import ConfigError, ModelError
 from mtpeft.export.common import SAMPLE_TEXTS
-from mtpeft.io import atomic_dir
+from mtpeft.io import atomic_dir, write_json
 from mtpeft.methods import METHODS, can_merge, methods_where
 from mtpeft.run.artifacts import TrainedRun
 from mtpeft.run.build import input_format
 from mtpeft.tasks.spec import TaskKind
 
+BASE = "base"  # the base model's folder inside the export (one folder cannot be both: transformers would load
+# the adapter in place of a base model it finds beside an adapter_config.json)
 MODELING = "modeling_mtpeft"
 CLASS = "MtpeftForSequenceClassification"
 TOLERANCE = 1e-5  # on the logit
@@ -50,21 +53,27 @@ def export_peft(trained: TrainedRun, task: str, out: Path) -> Path:
     encoder = model.encoder
     adapter = get_peft_model_state_dict(encoder)
     peft_config = dataclasses.replace(encoder.peft_config["default"], task_type="SEQ_CLS",
-                                      modules_to_save=["classifier"],
-                                      base_model_name_or_path=str(out.resolve()), inference_mode=True)
+                                      modules_to_save=["classifier"], inference_mode=True)
     backbone = encoder.unload()  # the pretrained weights, the adapter taken out (its weights are in `adapter`)
     with atomic_dir(out) as staging:
-        classifier = _model_class(staging, backbone.config)(_head_config(backbone.config, model.pooling,
-                                                                         config.head_dropout))
+        base = staging / BASE
+        classifier = _model_class(base, backbone.config)(_head_config(backbone.config, model.pooling,
+                                                                      config.head_dropout))
         classifier.backbone.load_state_dict(backbone.state_dict())
         classifier.classifier.load_state_dict(model.heads[task].net.state_dict())
-        classifier.save_pretrained(staging)
-        built.backbone.tokenizer.save_pretrained(staging)
+        classifier.save_pretrained(base)
+        for folder in (base, staging):
+            built.backbone.tokenizer.save_pretrained(folder)
         adapted = get_peft_model(classifier, peft_config)
-        renamed = {k.replace("base_model.model.", "base_model.model.backbone.", 1): v for k, v in adapter.items()}
-        if set_peft_model_state_dict(adapted, renamed).unexpected_keys:
+        weights = {k.replace("base_model.model.", "base_model.model.backbone.", 1): v for k, v in adapter.items()}
+        weights.update({f"base_model.model.classifier.{k}": v for k, v in model.heads[task].net.state_dict().items()})
+        if set_peft_model_state_dict(adapted, weights).unexpected_keys:
             raise ModelError(f"the {config.method} weights do not fit the exported model; cannot export")
         adapted.save_pretrained(staging)
+        config_file = staging / "adapter_config.json"
+        # where AutoPeftModel finds the base: this folder's base/ (an absolute path, as peft stores it)
+        written = json.loads(config_file.read_text(encoding="utf-8"))
+        write_json(config_file, {**written, "base_model_name_or_path": str((out / BASE).resolve())})
         check_logits(staging, sample, expected)
     return out
 
@@ -115,6 +124,7 @@ def _model_class(folder: Path, backbone_config: Any) -> Any:
     if not hasattr(transformers, name):
         raise ConfigError(f"--format peft: transformers does not export {name}, which the folder's code would import")
     source = files("mtpeft.export").joinpath("templates", f"{MODELING}.txt").read_text(encoding="utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{MODELING}.py"
     path.write_text(source.replace("{config_class}", name), encoding="utf-8")
     spec = importlib.util.spec_from_file_location(f"_mtpeft_export_{MODELING}", path)
@@ -129,10 +139,10 @@ def check_logits(folder: Path, sample: Rows, expected: torch.Tensor) -> None:
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    base = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    base = AutoModelForSequenceClassification.from_pretrained(folder / BASE, trust_remote_code=True)
     with torch.no_grad():
         got = PeftModel.from_pretrained(base, folder).eval()(input_ids=sample.ids, attention_mask=sample.mask).logits
     worst = float((got.squeeze(-1) - expected).abs().max())
     if not worst <= TOLERANCE:
         raise ModelError(f"the peft folder's logits differ from the run's by {worst:.2g} (tolerance {TOLERANCE})")
-    shutil.rmtree(folder / "__pycache__", ignore_errors=True)  # left by importing modeling_mtpeft.py from here
+    shutil.rmtree(folder / BASE / "__pycache__", ignore_errors=True)  # left by importing modeling_mtpeft.py

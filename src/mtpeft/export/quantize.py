@@ -34,7 +34,8 @@ def quantize_int8(source: Path, target: Path, per_channel: bool = True, reduce_r
         raise ModelError(f"{source}: cannot tell the task heads' nodes from the backbone's (no module scopes in the "
                          "graph), so they cannot be kept in fp32; export without --quantize")
     chosen = [n.name for n in products if n.name not in heads and any(i in weights for i in n.input[1:])]
-    # ONNX Runtime's advice to preprocess first is about static shapes; every axis here is dynamic
+    # ONNX Runtime logs advice to pre-process (shape inference, fusions) on every call; the graph is quantised as
+    # exported, whose node scopes are what tell the heads apart
     logging.getLogger().addFilter(_no_preprocessing_advice)
     try:
         quantize_dynamic(model, target, op_types_to_quantize=["MatMul", "Gemm"], nodes_to_quantize=chosen,

@@ -26,15 +26,13 @@ from mtpeft.data.encode import Windowing, encode_inputs, prompt_ids, prompts_cut
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD
 from mtpeft.evaluate.runner import embed
-from mtpeft.export import OnnxTaskModel, export_dir
+from mtpeft.export import OnnxTaskModel, onnx_backend
 from mtpeft.methods import can_merge, methods_where
 from mtpeft.run.artifacts import TrainedRun, load_trained
 from mtpeft.run.build import input_format, prompt_format
 from mtpeft.run.device import make_accelerator
 from mtpeft.serve.schemas import Ident, input_fields, tasks_of
 from mtpeft.tasks.spec import TaskKind
-
-BACKENDS = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # backend -> precision of the ONNX graph
 
 
 @dataclass(frozen=True)
@@ -98,17 +96,10 @@ class Predictor:
         """Load a run directory (without its training data, which a deployment need not have); ``backend``
         ``onnx`` / ``onnx-int8`` computes with its export in ``RUN/export/onnx/`` (the run's PyTorch weights
         are still read, to rebuild its tokenizer and tasks, and then dropped)."""
-        if backend not in BACKENDS:
-            raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-        if backend != "torch" and merge:
+        onnx = onnx_backend(Path(run_dir), backend)
+        if onnx is not None and merge:
             raise ConfigError("--merge: only for --backend torch; the ONNX graph was merged when it was exported")
-        run_dir = Path(run_dir)
-        onnx = None if BACKENDS[backend] is None else OnnxTaskModel(export_dir(run_dir, "onnx"), BACKENDS[backend])
-        trained = load_trained(run_dir, with_data=False)
-        if onnx is not None:
-            kinds = {task: data.spec.kind for task, data in trained.built.tasks.items()}
-            onnx.check_run(run_dir, [task for task, kind in kinds.items() if kind is not TaskKind.GENERATION])
-        return cls(trained, merge=merge, onnx=onnx)
+        return cls(load_trained(Path(run_dir), with_data=False), merge=merge, onnx=onnx)
 
     def retrieval_tasks(self) -> list[str]:
         return tasks_of(self.specs, TaskKind.RETRIEVAL)
