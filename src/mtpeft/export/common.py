@@ -3,15 +3,24 @@ plain transformers model (the form other libraries load)."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
-from mtpeft.errors import ConfigError
+from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.methods import METHODS, can_merge, methods_where
 from mtpeft.models.multitask import MultiTaskModel
 
 SAMPLE_TEXTS = ["def add(a, b):\n    return a + b", "int main(void) { char buf[8]; gets(buf); return 0; }",
                 "for (int i = 0; i < n; i++) total += values[i];", "x", "public static void main(String[] args) {}",
                 "while queue:\n    node = queue.pop()\n    visit(node)"]
+
+
+def require(*modules: str) -> None:
+    """Exports and the ONNX backend need the optional ``export`` extra; say so instead of an ImportError."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MtpeftError(f"{', '.join(missing)} not installed: exports and --backend onnx need mtpeft's export extra "
+                          "(pip install 'mtpeft[export]'; make setup installs it)")
 
 
 def plain_encoder(model: MultiTaskModel, method: str, target: str) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mtpeft.config import load_config
 from mtpeft.errors import ConfigError
+from mtpeft.export.common import require
 from mtpeft.export.manifest import MANIFEST
 from mtpeft.export.onnx_graph import export_onnx
 from mtpeft.export.peft_folder import export_peft
@@ -18,6 +19,8 @@ from mtpeft.run.artifacts import check_complete, load_trained
 
 FORMATS = ("onnx", "sentence-transformers", "peft")
 QUANTIZATIONS = ("int8",)
+NEEDS = {"onnx": ("onnx", "onnxscript", "onnxruntime"), "sentence-transformers": ("sentence_transformers",),
+         "peft": ()}
 MARKERS = {"onnx": MANIFEST, "sentence-transformers": "modules.json", "peft": "adapter_config.json"}
 
 
@@ -39,6 +42,7 @@ def export_run(run_dir: str | Path, fmt: str, task: str | None = None, quantize:
                           "sentence-transformers and peft")
     if fmt != "onnx" and task is None:
         raise ConfigError(f"--format {fmt}: needs --task, the task to export")
+    require(*NEEDS[fmt])
     target = Path(out) if out is not None else export_dir(run_dir, fmt)
     check_destination(run_dir, target, fmt)
     check_complete(run_dir)

@@ -16,6 +16,7 @@ from torch import nn
 
 from mtpeft.data.collate import Batch, pad
 from mtpeft.errors import ConfigError, RunError
+from mtpeft.export.common import require
 from mtpeft.export.formats import export_dir
 from mtpeft.export.manifest import ATTENTION_MASK, INPUT_IDS, PAIRS, WINDOWS, OnnxManifest, file_sha256, read_manifest
 
@@ -29,6 +30,7 @@ def onnx_backend(run_dir: Path, backend: str) -> OnnxTaskModel | None:
     precision = BACKENDS[backend]
     if precision is None:
         return None
+    require("onnxruntime")
     model = OnnxTaskModel(export_dir(run_dir, "onnx"), precision)
     if file_sha256(run_dir / "heads.safetensors") != model.manifest.heads_sha256:
         raise RunError(f"{run_dir}: the run was trained again after its ONNX export (heads.safetensors changed); "

@@ -71,9 +71,11 @@ def export_peft(trained: TrainedRun, task: str, out: Path) -> Path:
             raise ModelError(f"the {config.method} weights do not fit the exported model; cannot export")
         adapted.save_pretrained(staging)
         config_file = staging / "adapter_config.json"
-        # where AutoPeftModel finds the base: this folder's base/ (an absolute path, as peft stores it)
+        # where AutoPeftModel finds the base: this folder's base/ (an absolute path, as peft stores it); peft's
+        # sequence-classification model lists its default head names beside ours, repeated
         written = json.loads(config_file.read_text(encoding="utf-8"))
-        write_json(config_file, {**written, "base_model_name_or_path": str((out / BASE).resolve())})
+        write_json(config_file, {**written, "base_model_name_or_path": str((out / BASE).resolve()),
+                                 "modules_to_save": ["classifier"]})
         check_logits(staging, sample, expected)
     return out
 
