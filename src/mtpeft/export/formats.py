@@ -11,7 +11,7 @@ from pathlib import Path
 from mtpeft.config import load_config
 from mtpeft.errors import ConfigError
 from mtpeft.export.common import require
-from mtpeft.export.manifest import MANIFEST
+from mtpeft.export.manifest import MANIFEST, file_sha256
 from mtpeft.export.onnx_graph import export_onnx
 from mtpeft.export.peft_folder import export_peft
 from mtpeft.export.sentence_folder import export_sentence_transformers
@@ -53,7 +53,8 @@ def export_run(run_dir: str | Path, fmt: str, task: str | None = None, quantize:
     trained = load_trained(run_dir, with_data=False)
     trained.built.model.eval()  # every exporter checks its output against the model's: no dropout in either
     if fmt == "onnx":
-        return export_onnx(trained, run_dir, target, quantize)
+        return export_onnx(trained.config, trained.built, trained.thresholds,
+                           file_sha256(run_dir / "heads.safetensors"), target, quantize)
     assert task is not None
     if fmt == "sentence-transformers":
         return export_sentence_transformers(trained, task, target)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mtpeft.config import RunConfig
 from mtpeft.data.collate import Rows
 from mtpeft.data.encode import Windowing, pair_separator
 from mtpeft.errors import ModelError
@@ -34,15 +35,13 @@ from mtpeft.export.manifest import (
     OnnxManifest,
     TaskEntry,
     WindowFeed,
-    file_sha256,
     output_name,
 )
 from mtpeft.export.quantize import quantize_int8
 from mtpeft.io import atomic_dir, write_json
 from mtpeft.methods import can_merge
 from mtpeft.models.multitask import MultiTaskModel
-from mtpeft.run.artifacts import TrainedRun
-from mtpeft.run.build import input_format
+from mtpeft.run.build import Assembled, input_format
 from mtpeft.tasks.spec import TaskKind
 
 TOLERANCE = 1e-4  # largest |ONNX Runtime - PyTorch| on a logit or embedding the export accepts
@@ -95,11 +94,12 @@ def pool_members(mode: str, rows: torch.Tensor, windows: torch.Tensor) -> torch.
     return torch.where(members[:, :, None] > 0, rows[None], lowest).amax(1)
 
 
-def export_onnx(trained: TrainedRun, run_dir: Path, out: Path, quantize: str | None = None) -> Path:
+def export_onnx(config: RunConfig, built: Assembled, thresholds: dict[str, float], heads_sha256: str, out: Path,
+                quantize: str | None = None) -> Path:
     """Write the graph (``model.onnx``, and ``model.int8.onnx`` with ``quantize="int8"``), the tokenizer files and
-    the manifest into ``out``, all at once; the graph is checked against the PyTorch model before anything lands."""
-    config, built = trained.config, trained.built
-    model = built.model
+    the manifest into ``out``, all at once; the graph is checked against the PyTorch model before anything lands.
+    ``heads_sha256`` identifies the training exported (the run's ``heads.safetensors``)."""
+    model = built.model.eval()
     merged = can_merge(model.encoder, config.method)
     if merged:
         model.encoder = model.encoder.merge_and_unload()
@@ -118,12 +118,12 @@ def export_onnx(trained: TrainedRun, run_dir: Path, out: Path, quantize: str | N
         tokenizer.save_pretrained(staging)
         quantization = quantize_int8(onnx_path, staging / GRAPHS["int8"]) if quantize == "int8" else None
         entries = {t: task_entry(model, t, formats[t].windowing(tokenizer, config.train.max_length),
-                                 formats[t].siamese, trained.thresholds.get(t, DEFAULT_THRESHOLD),
+                                 formats[t].siamese, thresholds.get(t, DEFAULT_THRESHOLD),
                                  pair_separator(tokenizer), config.train.max_length, built.tasks[t].spec.metric)
                    for t in tasks}
         manifest = OnnxManifest(
             run=config.name, model=config.model, method=config.method, merged=merged,
-            heads_sha256=file_sha256(run_dir / "heads.safetensors"), opset=opset,
+            heads_sha256=heads_sha256, opset=opset,
             graphs={p: f for p, f in GRAPHS.items() if (staging / f).is_file()},
             inputs=_input_docs(graph, built.pad_id), pad_id=built.pad_id, max_length=config.train.max_length,
             tasks=entries, quantization=quantization,
