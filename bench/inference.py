@@ -1,6 +1,7 @@
 """Benchmark: inference of `mtpeft eval` (and `predict`/`serve`, which batch the same way) against a plain
-transformers forward loop on the same inputs, in fp32 and (where the CPU has it natively) bf16; and what the
-long-input options cost per example against truncation.
+transformers forward loop on the same inputs, in fp32 and (where the CPU has it natively) bf16; the same model
+exported to ONNX (`mtpeft export --format onnx`) and run by ONNX Runtime in fp32 and int8 through the same batches
+(`--backend onnx`); and what the long-input options cost per example against truncation.
 
 mtpeft's path is the one evaluation takes (`mtpeft.evaluate.run_split`: length-sorted batches, each padded to its
 own longest input, the task head). The baseline is what a user writes with the Transformers docs: the same
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -28,6 +30,8 @@ import torch
 from mtpeft.config import load_config
 from mtpeft.data.collate import collate
 from mtpeft.evaluate import run_split
+from mtpeft.export import OnnxTaskModel
+from mtpeft.export.onnx_graph import export_onnx
 from mtpeft.io import write_json
 from mtpeft.ledger import flop_model
 from mtpeft.ledger.ledger import cpu_info
@@ -42,22 +46,32 @@ OPTIONS = {  # task -> {setting: task overrides}
 }
 
 
-def build(model: str, task: str, examples: int, max_length: int, options: dict[str, Any]) -> Any:
+def build(model: str, task: str, examples: int, max_length: int, options: dict[str, Any]) -> tuple[Any, Any]:
+    """The run config and what it assembles: ``task`` alone, ``examples`` test examples."""
     config = load_config(ROOT / "configs" / "paper-tasks.yaml", [f"model={model}", f"train.max_length={max_length}"])
     entry = next(t for t in config.tasks if t.name == task)
     entry = entry.model_copy(update={**options, "max_examples": {"train": 8, "validation": 8, "test": examples}})
-    return assemble(config.model_copy(update={"tasks": [entry], "baselines": []}))
+    config = config.model_copy(update={"tasks": [entry], "baselines": []})
+    return config, assemble(config)
 
 
 def autocast(precision: str) -> Any:
     return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else nullcontext
 
 
-def time_mtpeft(built: Any, task: str, batch_size: int, precision: str) -> float:
+def time_mtpeft(built: Any, task: str, batch_size: int, precision: str, model: Any = None) -> float:
+    """Seconds of `mtpeft eval`'s pass over the test split; ``model``: an ONNX export in place of the PyTorch model."""
     split = built.encoded[task]["test"]
     start = time.perf_counter()
-    run_split(built.model, task, split, built.pad_id, batch_size, torch.device("cpu"), autocast(precision))
+    run_split(built.model if model is None else model, task, split, built.pad_id, batch_size, torch.device("cpu"),
+              autocast(precision) if model is None else nullcontext)
     return time.perf_counter() - start
+
+
+def onnx_models(config: Any, built: Any, folder: Path) -> dict[str, OnnxTaskModel]:
+    """The model exported as `mtpeft export --format onnx --quantize int8` writes it (untrained: no run to name)."""
+    export_onnx(config, built, {}, heads_sha256="untrained", out=folder, quantize="int8")
+    return {"onnx fp32": OnnxTaskModel(folder, "fp32"), "onnx int8": OnnxTaskModel(folder, "int8")}
 
 
 def plain_model(model_dir: Any) -> Any:
@@ -108,7 +122,7 @@ def main() -> None:
     precisions = ["fp32"] + (["bf16"] if resolve_precision("auto", torch.device("cpu")) == "bf16" else [])
 
     # 1) mtpeft against the plain loop, truncated inputs of vulnerability (Devign functions)
-    built = build(args.model, "vulnerability", args.examples, args.max_length, {})
+    config, built = build(args.model, "vulnerability", args.examples, args.max_length, {})
     split = built.encoded["vulnerability"]["test"]
     ids = [split.ids[i] for i in range(len(split))]
     tokens = sum(map(len, ids))
@@ -124,12 +138,27 @@ def main() -> None:
         print(f"{precision}: mtpeft {rate['mtpeft']:.0f} real tokens/s, plain transformers {rate['plain']:.0f} "
               f"({against[precision]['ratio']:.2f}x) on {len(ids)} Devign functions, {tokens:,} tokens")
 
-    # 2) the long-input options against truncation, through mtpeft
+    # 2) ONNX Runtime (fp32, int8) against PyTorch fp32 on the same batches, in turns
+    with tempfile.TemporaryDirectory() as folder:
+        engines: dict[str, Any] = {"torch fp32": None, **onnx_models(config, built, Path(folder) / "onnx")}
+        seconds: dict[str, list[float]] = {name: [] for name in engines}
+        for engine in engines.values():  # the first pass allocates; not counted
+            time_mtpeft(built, "vulnerability", args.batch_size, "fp32", engine)
+        for _ in range(args.rounds):
+            for name, engine in engines.items():
+                seconds[name].append(time_mtpeft(built, "vulnerability", args.batch_size, "fp32", engine))
+    onnx = {name: {"seconds": t, "items_per_s": len(ids) / statistics.median(t),
+                   "ratio_vs_torch": statistics.median(seconds["torch fp32"]) / statistics.median(t)}
+            for name, t in seconds.items()}
+    for name, row in onnx.items():
+        print(f"{name:10s} {row['items_per_s']:8.1f} items/s ({row['ratio_vs_torch']:.2f}x PyTorch fp32)")
+
+    # 3) the long-input options against truncation, through mtpeft
     precision = precisions[-1]
     options: dict[str, Any] = {}
     for task, settings in OPTIONS.items():
         for setting, overrides in settings.items():
-            built = build(args.model, task, args.examples, args.max_length, overrides)
+            _, built = build(args.model, task, args.examples, args.max_length, overrides)
             cost = per_example_cost(built, task)
             seconds = statistics.median(time_mtpeft(built, task, args.batch_size, precision)
                                         for _ in range(args.rounds))
@@ -140,7 +169,7 @@ def main() -> None:
                   f"GFLOP/example {cost['ms_per_example']:7.1f} ms/example ({cost['real_tokens_per_s']:.0f} real "
                   f"tokens/s, {precision})")
     write_json(args.out, {"model": args.model, "examples": args.examples, "batch_size": args.batch_size,
-                          "max_length": args.max_length, "against_plain_transformers": against,
+                          "max_length": args.max_length, "against_plain_transformers": against, "onnx_runtime": onnx,
                           "long_input_options": options, "cpu": cpu_info(), "torch_threads": torch.get_num_threads()})
     print(f"written to {args.out}")
 

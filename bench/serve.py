@@ -10,9 +10,11 @@ limits), on the same backbone and the same requests, measured in the same proces
              active adapter is switched (``set_adapter``) before each group's own backbone pass.
 (c) merged   (a) with the LoRA folded into the base weights (`mtpeft serve --merge`); one shared adapter
              can be merged, N per-task adapters cannot (short of N model copies).
+(d) onnx, onnx-int8   (a) computed by ONNX Runtime from the run's export (`mtpeft serve --backend onnx` /
+             `onnx-int8`; exported into RUN/export/onnx/ first where it is not there), fp32 and int8.
 
-Every answer of (b) and (c) is checked against (a) (the adapters are copies, so they must agree up to
-autocast rounding). Needs a LoRA run (peft multi-adapter and merging).
+Every answer of (b), (c) and (d) is checked against (a) (the adapters are copies, so they must agree up to
+autocast rounding; int8 differs by what quantisation costs). Needs a LoRA run (peft multi-adapter and merging).
 
 Usage:
     python bench/serve.py                          # runs/quickstart, else trains runs/bench-serve (~1 min)
@@ -50,6 +52,7 @@ import requests
 import torch
 
 from mtpeft.config import load_config
+from mtpeft.export import export_dir, export_run, onnx_backend
 from mtpeft.ledger.ledger import package_versions
 from mtpeft.run import TrainedRun, load_trained
 from mtpeft.serve import BackgroundServer, Encoded, Limits, Predictor, create_app
@@ -95,6 +98,14 @@ def resolve_run(run: Path | None) -> Path:
             return candidate
     print(f"no {QUICKSTART}: training a small run into {FALLBACK} (about a minute)", file=sys.stderr)
     return run_training(load_config(ROOT / "configs" / "quickstart.yaml", FALLBACK_OVERRIDES), progress=False)
+
+
+def onnx_deployments(run: Path) -> dict[str, Predictor]:
+    """The run served by ONNX Runtime from its export, fp32 and int8 (exported first where missing)."""
+    if not (export_dir(run, "onnx") / "model.int8.onnx").is_file():
+        export_run(run, "onnx", quantize="int8")
+    return {name: Predictor(load_trained(run, with_data=False), onnx=onnx_backend(run, name))
+            for name in ("onnx", "onnx-int8")}
 
 
 def make_requests(trained: TrainedRun, count: int, items: int, seed: int) -> list[dict[str, Any]]:
@@ -248,7 +259,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     limits = Limits(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     shared = Predictor(trained)
     deployments = {"shared": shared, "switched": SwitchedAdapters(load_trained(run, with_data=False), run / "adapter"),
-                   "merged": Predictor(load_trained(run, with_data=False), merge=True)}
+                   "merged": Predictor(load_trained(run, with_data=False), merge=True), **onnx_deployments(run)}
     load_before = os.getloadavg()[0]
     tallies = measure(deployments, warmup, bodies, limits, args.concurrency, args.rounds)
     results = {name: tally.summary() for name, tally in tallies.items()}
@@ -269,6 +280,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rounds": args.rounds,
         "results": results, "max_abs_probability_difference_vs_shared": diff, "small_beside_large": fairness,
         "speedup_items_per_s": round(results["shared"]["items_per_s"] / results["switched"]["items_per_s"], 2),
+        "onnx_vs_shared_items_per_s": {name: round(results[name]["items_per_s"] / results["shared"]["items_per_s"], 2)
+                                       for name in ("onnx", "onnx-int8")},
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
                     # other work on the machine skews the numbers; the 1-minute load average says how much
                     "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
@@ -293,6 +306,8 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{name:<10} " + " ".join(f"{row[c]:>15}" for c in columns))
     diffs = ", ".join(f"{k} {v:.1e}" for k, v in report["max_abs_probability_difference_vs_shared"].items())
     print(f"shared / switched throughput: {report['speedup_items_per_s']}x; max |probability - shared's|: {diffs}")
+    print("ONNX Runtime / shared throughput: " + ", ".join(f"{name} {ratio}x" for name, ratio in
+                                                           report["onnx_vs_shared_items_per_s"].items()))
     fair = report["small_beside_large"]
     print(f"small requests beside a large one ({fair['large_items']} items x {fair['large_chars_per_text']} "
           f"characters), shared, {fair['small_requests']} one-item requests: "

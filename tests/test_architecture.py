@@ -16,7 +16,7 @@ LAYERS = [  # lowest first; a package may import its own layer and the ones belo
     {"models", "methods"},
     {"baselines", "evaluate", "ledger"},
     {"run"},
-    {"train", "serve", "prompting", "data_stats"},
+    {"train", "serve", "export", "prompting", "data_stats"},
     {"study"},
     {"console", "cli", "__main__"},
 ]

@@ -44,6 +44,8 @@ def user_errors(fn: F) -> F:
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. train.lr=1e-4 method=adapter")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the same numbers as JSON (for scripts).")]
+Backend = Annotated[str, typer.Option(help="What computes: torch (the run's model), onnx or onnx-int8 (its export in "
+                                           "RUN/export/onnx/, through ONNX Runtime).")]
 
 
 @app.command()
@@ -74,13 +76,16 @@ def evaluate(
     source: Annotated[str | None, typer.Option(help="Reader for --path (default: the task's own).")] = None,
     path: Annotated[str | None, typer.Option(help="Data the run never saw, read with --source.")] = None,
     split: Annotated[str, typer.Option(help="validation, test, or all (every example of --path).")] = "test",
+    backend: Backend = "torch",
     as_json: AsJson = False,
 ) -> None:
     """Reload a run from its files and evaluate it (recomputes metrics.json, or scores new data)."""
     from mtpeft.console import print_metrics
+    from mtpeft.export import onnx_backend
     from mtpeft.run import evaluate_run
 
-    print_metrics(evaluate_run(run, task=task, source=source, path=path, split=split), as_json=as_json)
+    model = onnx_backend(run, backend)
+    print_metrics(evaluate_run(run, task=task, source=source, path=path, split=split, model=model), as_json=as_json)
 
 
 @app.command()
@@ -212,11 +217,13 @@ def predict(
     pool: Annotated[str | None, typer.Option(help="jsonl of {id, code} to search (retrieval tasks).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Inputs per forward pass.")] = 32,
     merge: Annotated[bool, typer.Option(help="Fold LoRA/IA3 into the base weights first.")] = False,
+    backend: Backend = "torch",
 ) -> None:
     """Answer a jsonl file of inputs with one task's head: label + probability, or top-k hits."""
     from mtpeft.serve import predict_file
 
-    count = predict_file(run, task, input_file, output, top_k=top_k, pool=pool, batch_size=batch_size, merge=merge)
+    count = predict_file(run, task, input_file, output, top_k=top_k, pool=pool, batch_size=batch_size, merge=merge,
+                         backend=backend)
     if output != "-":
         typer.echo(f"wrote {count} answers to {output}", err=True)
 
@@ -238,6 +245,7 @@ def serve(
                                                                    "headers; then the connection is closed.")] = 10.0,
     body_timeout_s: Annotated[float, typer.Option(min=0.1, help="Seconds a client has to send a request's body "
                                                                  "(408 after).")] = 60.0,
+    backend: Backend = "torch",
 ) -> None:
     """Serve every task of a run over HTTP (JSON API; docs at /docs)."""
     from mtpeft.serve import Limits
@@ -247,7 +255,23 @@ def serve(
         api_key = ""  # click reads an empty variable as unset; create_app refuses an empty key instead
     limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items, max_body_bytes=max_body_bytes,
                     header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s)
-    run_server(run, host, port, api_key=api_key, merge=merge, limits=limits)
+    run_server(run, host, port, api_key=api_key, merge=merge, limits=limits, backend=backend)
+
+
+@app.command()
+@user_errors
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    format: Annotated[str, typer.Option("--format", help="onnx (every task, one graph), sentence-transformers (a "
+                                                         "retrieval task) or peft (a classification task).")],
+    task: Annotated[str | None, typer.Option(help="The task to export (sentence-transformers, peft).")] = None,
+    quantize: Annotated[str | None, typer.Option(help="int8: also write an int8 graph (onnx).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder to write (default: RUN/export/<format>/).")] = None,
+) -> None:
+    """Export a finished run for another engine: ONNX Runtime, sentence-transformers or peft (docs/export.md)."""
+    from mtpeft.export import export_run
+
+    typer.echo(f"wrote {export_run(run, format, task=task, quantize=quantize, out=out)}")
 
 
 @data_app.command("list")

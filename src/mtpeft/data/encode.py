@@ -268,10 +268,10 @@ def truncated(tokenizer: Any, texts: list[str], ids: list[list[int]], max_length
 
 
 def _inputs(tokenizer: Any, texts: list[str], pairs: list[str] | None) -> tuple[list[str], ...]:
-    return (texts,) if pairs is None else (texts, [_pair_separator(tokenizer) + p for p in pairs])
+    return (texts,) if pairs is None else (texts, [pair_separator(tokenizer) + p for p in pairs])
 
 
-def _pair_separator(tokenizer: Any) -> str:
+def pair_separator(tokenizer: Any) -> str:
     """Text put before the second input: nothing when the tokenizer has a pair template (BERT's
     [SEP]), else its end-of-sequence token, so a decoder still sees where one function ends."""
     if tokenizer.num_special_tokens_to_add(pair=True) > tokenizer.num_special_tokens_to_add(pair=False):

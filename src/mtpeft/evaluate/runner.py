@@ -70,8 +70,9 @@ def embed(model: Any, task: str, inputs: list[list[list[int]]], pad_id: int, bat
           device: Any, advance: Callable[[int], None] = lambda done: None) -> torch.Tensor:
     """Retrieval embeddings ``(len(inputs), dim)`` of inputs given as their token rows (one, or one per window),
     in length-sorted batches (the caller sets eval mode and autocast); shared by evaluation and serving so both
-    rank alike."""
-    out = torch.zeros(len(inputs), model.heads[task].proj.out_features)
+    rank alike. ``model``: a :class:`~mtpeft.models.multitask.MultiTaskModel`, or anything with its ``embed`` and
+    ``embedding_dim`` (an ONNX export)."""
+    out = torch.zeros(len(inputs), model.embedding_dim(task))
     for chunk in chunks_by_size([sum(map(len, rows)) for rows in inputs], batch_size):
         rows = Rows.pack([inputs[i] for i in chunk], pad_id)
         out[chunk] = model.embed(task, rows.ids.to(device), rows.mask.to(device), rows.owner, len(chunk)).float().cpu()

@@ -5,6 +5,7 @@ from mtpeft.methods.base import (
     METHODS,
     Method,
     MethodConfig,
+    can_merge,
     check_added_parameters,
     create_method,
     find_targets,
@@ -13,5 +14,5 @@ from mtpeft.methods.base import (
     register_method,
 )
 
-__all__ = ["METHODS", "Method", "MethodConfig", "check_added_parameters", "create_method", "find_targets",
-           "method_table", "methods_where", "register_method"]
+__all__ = ["METHODS", "Method", "MethodConfig", "can_merge", "check_added_parameters", "create_method",
+           "find_targets", "method_table", "methods_where", "register_method"]

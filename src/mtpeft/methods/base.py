@@ -131,6 +131,11 @@ def methods_where(capability: str) -> list[str]:
     return [name for name, cls in METHODS.items() if getattr(cls, capability)]
 
 
+def can_merge(encoder: nn.Module, method: str) -> bool:
+    """Whether ``encoder``, adapted by ``method``, folds into its base weights (peft ``merge_and_unload``)."""
+    return METHODS.get(method).mergeable and hasattr(encoder, "merge_and_unload")
+
+
 def _plain(targets: Any) -> Any:
     return list(targets) if isinstance(targets, tuple) else targets
 

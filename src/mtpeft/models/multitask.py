@@ -132,6 +132,10 @@ class MultiTaskModel(nn.Module):
         """Retrieval embeddings of queries or codes (the same head for both)."""
         return self.heads[task](self.represent(task, input_ids, attention_mask, owner, count))
 
+    def embedding_dim(self, task: str) -> int:
+        """Size of a retrieval task's embeddings."""
+        return int(self.heads[task].proj.out_features)
+
     def forward_mixed(self, tasks: list[str], input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       owner: torch.Tensor, inputs: list[list[int]]) -> list[torch.Tensor]:
         """ONE encoder pass over the rows of items of different tasks, then each item through its own head.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from mtpeft.baselines import LexicalResult, lexical_baseline
 from mtpeft.config import TaskConfig
@@ -17,14 +20,17 @@ from mtpeft.run.evaluation import summarise
 from mtpeft.run.schema import Metrics
 from mtpeft.tasks import load_task
 from mtpeft.tasks.readers.base import ALL, SOURCES
-from mtpeft.tasks.spec import Example
+from mtpeft.tasks.spec import Example, TaskKind
 
 SPLITS = ("validation", "test", "all")
 
 
 def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = None, path: str | None = None,
-                 split: str = "test") -> Metrics:
-    """Metrics of a saved run; with ``path``, of ``task`` on that data (``split=all``: every example)."""
+                 split: str = "test", model: Any = None) -> Metrics:
+    """Metrics of a saved run; with ``path``, of ``task`` on that data (``split=all``: every example).
+
+    ``model`` computes in place of the run's PyTorch model (its ONNX export: ``mtpeft.export.OnnxTaskModel``, on
+    the CPU), through the same batches; generation tasks still decode with the run's own model."""
     if split not in SPLITS:
         raise ConfigError(f"--split {split!r}: valid: {', '.join(SPLITS)}")
     if path is not None and task is None:
@@ -47,8 +53,10 @@ def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = No
             encoded = encode_examples(examples, data.spec.kind, built.backbone.tokenizer, config.train.max_length,
                                       prompt_format(config, data.spec, built.backbone.seq2seq),
                                       input_format(config, name))
-        outputs[split][name] = run_split(built.model, name, encoded, built.pad_id, config.train.eval_batch_size,
-                                         accelerator.device, accelerator.autocast,
+        own = model is None or data.spec.kind is TaskKind.GENERATION
+        device, autocast = (accelerator.device, accelerator.autocast) if own else (torch.device("cpu"), nullcontext)
+        outputs[split][name] = run_split(built.model if own else model, name, encoded, built.pad_id,
+                                         config.train.eval_batch_size, device, autocast,
                                          built.generator(config.train.num_beams))
         if "lexical" in config.baselines:  # refitted on the run's own training split: deterministic, seconds
             lexical[name] = lexical_baseline(data.spec, data.splits["train"], data.splits["validation"],

@@ -28,16 +28,17 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def predict_file(run_dir: str | Path, task: str, source: str = STDIO, target: str = STDIO, top_k: int = 10,
-                 pool: str | None = None, batch_size: int = 32, merge: bool = False) -> int:
+                 pool: str | None = None, batch_size: int = 32, merge: bool = False, backend: str = "torch") -> int:
     """Answer every input of ``source`` with ``task``'s head; write them to ``target``. Returns the count.
 
     Binary and generation tasks read ``{"code"}``, pair tasks ``{"code1", "code2"}``, retrieval tasks
     ``{"query"}`` ranked against ``pool`` (jsonl of ``{"id", "code"}``); an ``id`` field is passed through.
-    A generation task answers ``{"text"}``: the decoded output, prompted as in training.
+    A generation task answers ``{"text"}``: the decoded output, prompted as in training. ``backend``: what
+    computes (see :meth:`Predictor.from_run`).
     """
     if target != STDIO and Path(target).is_dir():
         raise DataError(f"{target}: is a folder; --output takes the path of a jsonl file to write")
-    predictor = Predictor.from_run(run_dir, merge=merge)
+    predictor = Predictor.from_run(run_dir, merge=merge, backend=backend)
     if task in predictor.generation:
         if pool is not None:
             raise ConfigError(f"--pool: only for retrieval tasks; {task!r} is a generation task")

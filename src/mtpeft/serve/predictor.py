@@ -3,12 +3,17 @@
 Used alike by `mtpeft predict`, the HTTP service and the benchmark, so they answer identically. It
 reuses training's tokenisation (:func:`~mtpeft.data.encode.tokenize`), padding and the evaluation
 runner's embedding code, so its probabilities equal `mtpeft eval`'s on the same inputs.
+
+The backbone pass is the backend's: the run's PyTorch model, or its ONNX export run by ONNX Runtime
+(:class:`~mtpeft.export.OnnxTaskModel`, with the same inference methods); tokenising, batching, limits and
+answers are the predictor's, whichever computes.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,8 @@ from mtpeft.data.encode import Windowing, encode_inputs, prompt_ids, prompts_cut
 from mtpeft.errors import ConfigError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD
 from mtpeft.evaluate.runner import embed
-from mtpeft.methods import METHODS, methods_where
+from mtpeft.export import OnnxTaskModel, onnx_backend
+from mtpeft.methods import can_merge, methods_where
 from mtpeft.run.artifacts import TrainedRun, load_trained
 from mtpeft.run.build import input_format, prompt_format
 from mtpeft.run.device import make_accelerator
@@ -52,9 +58,10 @@ class Predictor:
         trained: the run, as :func:`~mtpeft.run.artifacts.load_trained` rebuilds it.
         merge: fold LoRA/IA3 weights into the base weights (peft ``merge_and_unload``): the same
             outputs without the adapter's extra matmuls.
+        onnx: the run's ONNX export, to compute in place of the PyTorch model (CPU, no autocast).
     """
 
-    def __init__(self, trained: TrainedRun, merge: bool = False) -> None:
+    def __init__(self, trained: TrainedRun, merge: bool = False, onnx: OnnxTaskModel | None = None) -> None:
         config, built = trained.config, trained.built
         self.name, self.model_name = config.name, config.model
         self.model = built.model
@@ -75,15 +82,24 @@ class Predictor:
         self._tokenizer_lock = threading.Lock()
         if merge:
             self.model.encoder = merge_adapter(self.model.encoder, config.method)
-        accelerator = make_accelerator(config)  # the device and autocast `mtpeft eval` would use
-        self.device, self.autocast = accelerator.device, accelerator.autocast
-        self.precision = str(accelerator.mixed_precision)  # "bf16" (autocast) or "no"
+        self.backend = "torch" if onnx is None else f"onnx {onnx.precision}"
+        if onnx is not None:
+            self.model, self.device, self.autocast, self.precision = onnx, torch.device("cpu"), nullcontext, "no"
+        else:
+            accelerator = make_accelerator(config)  # the device and autocast `mtpeft eval` would use
+            self.device, self.autocast = accelerator.device, accelerator.autocast
+            self.precision = str(accelerator.mixed_precision)  # "bf16" (autocast) or "no"
         self.model.to(self.device).eval()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, merge: bool = False) -> Predictor:
-        """Load a run directory (without its training data, which a deployment need not have)."""
-        return cls(load_trained(Path(run_dir), with_data=False), merge=merge)
+    def from_run(cls, run_dir: str | Path, merge: bool = False, backend: str = "torch") -> Predictor:
+        """Load a run directory (without its training data, which a deployment need not have); ``backend``
+        ``onnx`` / ``onnx-int8`` computes with its export in ``RUN/export/onnx/`` (the run's PyTorch weights
+        are still read, to rebuild its tokenizer and tasks, and then dropped)."""
+        onnx = onnx_backend(Path(run_dir), backend)
+        if onnx is not None and merge:
+            raise ConfigError("--merge: only for --backend torch; the ONNX graph was merged when it was exported")
+        return cls(load_trained(Path(run_dir), with_data=False), merge=merge, onnx=onnx)
 
     def retrieval_tasks(self) -> list[str]:
         return tasks_of(self.specs, TaskKind.RETRIEVAL)
@@ -115,6 +131,9 @@ class Predictor:
         if task not in self.generation:
             raise ConfigError(f"--task {task!r}: not a generation task of this run "
                               f"(generation tasks: {', '.join(sorted(self.generation)) or 'none'})")
+        if self.backend != "torch":
+            raise ConfigError(f"--backend {self.backend}: generation tasks decode token by token and are not in the "
+                              "ONNX graph; use --backend torch")
         fmt = self.generation[task]
         texts = [x.code for x in inputs]
         with self._tokenizer_lock:
@@ -186,7 +205,7 @@ def answer_row(item: Encoded, **fields: Any) -> dict[str, Any]:
 
 def merge_adapter(encoder: nn.Module, method: str) -> nn.Module:
     """The encoder with its adapter folded into the base weights (no adapter layers left)."""
-    if not METHODS.get(method).mergeable or not hasattr(encoder, "merge_and_unload"):
+    if not can_merge(encoder, method):
         raise ConfigError(f"--merge: a {method!r} run cannot be merged into the base weights (only "
                           f"{', '.join(methods_where('mergeable'))} can); serve it without --merge")
     return encoder.merge_and_unload()
