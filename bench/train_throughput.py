@@ -44,17 +44,27 @@ TASKS = ("vulnerability", "clone", "flakiness")
 LORA = {"r": 16, "alpha": 16}
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float:
-    """GFLOP/s of the best of ``repeats`` square matmuls."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, size: int = 4096, repeats: int = 5, device: str | torch.device = "cpu") -> float:
+    """GFLOP/s of the best of ``repeats`` square matmuls on ``device``."""
+    device = torch.device(device)
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
     a @ b  # warm up
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(_timed(lambda: a @ b, device) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
 
 
-def _timed(fn: Any) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (an accelerator runs it asynchronously), so that a clock read next
+    times it; nothing to wait for on the CPU."""
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
+
+
+def _timed(fn: Any, device: torch.device) -> float:
+    synchronize(device)
     start = time.perf_counter()
     fn()
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -76,34 +86,45 @@ def bench_mtpeft(config: Any) -> dict[str, float]:
 
 
 def bench_trainer(config: Any) -> dict[str, float]:
-    from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import (
-        AutoModelForSequenceClassification,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
     built = assemble(config)  # the same token ids mtpeft trains on
     ids = [seq for t in TASKS for seq in built.encoded[t]["train"].ids]
     labels = [int(y) for t in TASKS for y in built.encoded[t]["train"].labels]
-    tokenizer = built.backbone.tokenizer
     model = AutoModelForSequenceClassification.from_pretrained(built.backbone.source, num_labels=2)
     model.config.pad_token_id = built.pad_id
-    targets = ["query", "value"] if built.backbone.family == "bert" else ["q_proj", "v_proj"]
-    model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=LORA["r"], lora_alpha=LORA["alpha"],
-                                             target_modules=targets))
+    model = with_lora(model, built.backbone.family, LORA["r"], LORA["alpha"])
     data = [{"input_ids": seq, "attention_mask": [1] * len(seq), "labels": y}
             for seq, y in zip(ids, labels, strict=True)]
-    args = TrainingArguments(output_dir=str(config.run_dir().parent / "trainer"),
-                             per_device_train_batch_size=config.train.batch_size, num_train_epochs=1,
-                             learning_rate=config.train.lr, bf16=_bf16(), use_cpu=True,
-                             report_to=[], save_strategy="no", logging_strategy="no", seed=config.train.seed,
-                             dataloader_num_workers=0, disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=data,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = plain_trainer(model, data, DataCollatorWithPadding(built.backbone.tokenizer), config, cpu=True,
+                            bf16=_bf16())
     seconds = trainer.train().metrics["train_runtime"]
     return {"seconds": seconds, "real_tokens": sum(map(len, ids)), "examples": len(ids)}
+
+
+def with_lora(model: Any, family: str, r: int, alpha: float) -> Any:
+    """``model`` with peft's LoRA on the query/value projections mtpeft's LoRA adapts by default, as a
+    sequence classifier (its head trains in full)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from mtpeft.methods import METHODS
+
+    targets = METHODS.get("lora").default_targets[family]
+    return get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, target_modules=targets))
+
+
+def plain_trainer(model: Any, data: list[dict[str, Any]], collator: Any, config: Any, cpu: bool, bf16: bool,
+                  max_steps: int = -1, callbacks: list[Any] | None = None) -> Any:
+    """The ``Trainer`` a user writes with the Transformers docs: ``config``'s batch size, learning rate and seed,
+    one epoch (or ``max_steps``), nothing saved or logged."""
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(config.run_dir().parent / "trainer"),
+                             per_device_train_batch_size=config.train.batch_size, num_train_epochs=1,
+                             max_steps=max_steps, learning_rate=config.train.lr, bf16=bf16, use_cpu=cpu,
+                             report_to=[], save_strategy="no", logging_strategy="no", seed=config.train.seed,
+                             dataloader_num_workers=0, disable_tqdm=True)
+    return Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=callbacks)
 
 
 def in_fresh_process(fn: Any, *args: Any) -> Any:

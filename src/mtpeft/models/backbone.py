@@ -3,6 +3,7 @@ an encoder-decoder, and decoder-only models without their LM head."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,12 +51,6 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
         T5EncoderModel,
     )
 
-    from mtpeft.models.attention import (
-        ATTENTION_DROPOUT_KEYS,
-        use_vectorised_dropout,
-        use_vectorised_hidden_dropout,
-    )
-
     source = resolve_model(reference)
     try:
         config = AutoConfig.from_pretrained(source)
@@ -65,40 +60,80 @@ def load_backbone(reference: str, dtype: Any = None, language_model: bool = Fals
             f"cannot load model {reference!r} from {source}: {err}. Offline, use a zoo name (see `mtpeft models`) "
             "or a local folder with config.json, weights and tokenizer files."
         ) from err
-    model_type = config.model_type
-    is_decoder = is_decoder_type(model_type) or (any(
-        a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or [])
-    ) and not config.is_encoder_decoder)
-    kwargs: dict[str, Any] = {"dtype": dtype or torch.float32}
-    if attention_dropout is not None:
-        # dropout on attention probabilities keeps PyTorch's fused attention kernel out of training (the
-        # math path computes the L x L probabilities per head); these fields change nothing else in the model
-        kwargs.update({key: attention_dropout for key in ATTENTION_DROPOUT_KEYS if hasattr(config, key)})
-    family = family_of(model_type)
-    if config.is_encoder_decoder and family != "t5":
-        raise ModelError(f"{reference}: encoder-decoder model_type {model_type!r} is not supported; "
-                         f"supported: T5-family ({', '.join(FAMILIES['t5'].model_types)})")
+    family, is_decoder = _kind(config, reference)
+    kwargs: dict[str, Any] = {"dtype": dtype or torch.float32, **_dropout_fields(config, attention_dropout)}
     lm = None
     if language_model:
         if not (is_decoder or family == "t5"):
             raise ModelError(f"{reference}: generation tasks need a decoder-only language model (e.g. smollm2-135m) "
-                             f"or a T5-family encoder-decoder, but {model_type!r} is an encoder; train its other "
-                             "tasks in a separate run")
+                             f"or a T5-family encoder-decoder, but {config.model_type!r} is an encoder; train its "
+                             "other tasks in a separate run")
         with quiet_transformers():
             lm = (AutoModelForSeq2SeqLM if family == "t5" else AutoModelForCausalLM).from_pretrained(source, **kwargs)
         model = lm if family == "t5" else lm.base_model
     else:
         with quiet_transformers():
             model = (T5EncoderModel if family == "t5" else AutoModel).from_pretrained(source, **kwargs)
+    return _described(model, tokenizer, reference, str(source), family, is_decoder, lm)
+
+
+def random_backbone(config: Any, tokenizer: Any, reference: str, attention_dropout: float | None = None) -> Backbone:
+    """A backbone of ``config``'s architecture and size with random weights, built on the current default device
+    (``with torch.device(...)``): speed and memory measured at a real size where its weights are absent
+    (``bench/gpu.py``). The same encoder ``load_backbone`` gives: an encoder-decoder's encoder half, a decoder
+    without its LM head."""
+    from transformers import AutoModel, T5EncoderModel
+
+    family, is_decoder = _kind(config, reference)
+    config = copy.deepcopy(config)
+    for key, value in _dropout_fields(config, attention_dropout).items():
+        setattr(config, key, value)
+    with quiet_transformers():
+        model = T5EncoderModel(config) if family == "t5" else AutoModel.from_config(config)
+    return _described(model, tokenizer, reference, "random initialisation", family, is_decoder)
+
+
+def _kind(config: Any, reference: str) -> tuple[Family, bool]:
+    """The model's family and whether it is decoder-only; encoder-decoders outside the T5 family are refused."""
+    model_type = config.model_type
+    is_decoder = is_decoder_type(model_type) or (any(
+        a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or [])
+    ) and not config.is_encoder_decoder)
+    family = family_of(model_type)
+    if config.is_encoder_decoder and family != "t5":
+        raise ModelError(f"{reference}: encoder-decoder model_type {model_type!r} is not supported; "
+                         f"supported: T5-family ({', '.join(FAMILIES['t5'].model_types)})")
+    return family, is_decoder
+
+
+def _dropout_fields(config: Any, attention_dropout: float | None) -> dict[str, float]:
+    """The config fields that replace the model's dropout on attention probabilities (none without one given).
+
+    Dropout on attention probabilities keeps PyTorch's fused attention kernel out of training (the math path
+    computes the L x L probabilities per head); these fields change nothing else in the model.
+    """
+    from mtpeft.models.attention import ATTENTION_DROPOUT_KEYS
+
+    if attention_dropout is None:
+        return {}
+    return {key: attention_dropout for key in ATTENTION_DROPOUT_KEYS if hasattr(config, key)}
+
+
+def _described(model: Any, tokenizer: Any, reference: str, source: str, family: Family, is_decoder: bool,
+               lm: Any = None) -> Backbone:
+    """The loaded ``model`` as a :class:`Backbone`, its attention dropout vectorised (where it has one)."""
+    from mtpeft.models.attention import use_vectorised_dropout, use_vectorised_hidden_dropout
+
     use_vectorised_dropout(lm if lm is not None else model)  # the same attention modules either way
     use_vectorised_hidden_dropout(lm if lm is not None else model)
     if tokenizer.pad_token_id is None:
         # decoders often ship without a pad token; padded positions are masked out anyway
         tokenizer.pad_token = tokenizer.eos_token
+    config = model.config
     hidden = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
     if hidden is None:
         raise ModelError(f"{reference}: config has neither hidden_size nor d_model")
-    return Backbone(model, tokenizer, reference, str(source), model_type, family, is_decoder, int(hidden), lm,
+    return Backbone(model, tokenizer, reference, source, config.model_type, family, is_decoder, int(hidden), lm,
                     seq2seq=lm is not None and family == "t5")
 
 

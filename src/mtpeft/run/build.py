@@ -127,9 +127,14 @@ def _entry(config: RunConfig, task: str) -> TaskConfig:
     return next(t for t in config.tasks if t.name == task)
 
 
-def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapter_dir: Any = None) -> Assembled:
+def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapter_dir: Any = None,
+             backbone: Backbone | None = None, encoded: dict[str, dict[str, EncodedSplit]] | None = None) -> Assembled:
     """Build the model for ``config``; with ``adapter_dir``, load the method's saved weights instead of
-    initialising them. Initialisation is seeded, so the same config builds the same model."""
+    initialising them. Initialisation is seeded, so the same config builds the same model.
+
+    ``backbone`` and ``encoded`` replace loading ``config.model`` and tokenising the tasks' data: what measuring
+    a model of a real size with random weights over synthetic token ids needs (``bench/gpu.py``).
+    """
     method = create_method(config.method, config.method_args)  # validate arguments before loading anything
     tasks = tasks if tasks is not None else load_tasks(config)
     kinds = {name: data.spec.kind for name, data in tasks.items()}
@@ -138,7 +143,9 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
         raise ConfigError(f"method: {config.method!r} prepends virtual tokens inside peft's own forward, which "
                           "generation does not go through; generation tasks need one of "
                           f"{', '.join(methods_where('supports_generation'))}")
-    backbone = load_backbone(config.model, language_model=generates, attention_dropout=config.attention_dropout)
+    if backbone is None:
+        backbone = load_backbone(config.model, language_model=generates,
+                                 attention_dropout=config.attention_dropout)
     torch.manual_seed(config.train.seed)
     if adapter_dir is None:
         own = {id(p) for p in backbone.model.parameters()}
@@ -156,5 +163,5 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
                            lm_head, backbone.seq2seq, causal=backbone.is_decoder,
                            options={name: task_options(config, data) for name, data in tasks.items()})
     weighting = WEIGHTINGS.get(config.loss_weighting)(list(kinds))
-    encoded = encode_tasks(tasks, backbone, config)
+    encoded = encoded if encoded is not None else encode_tasks(tasks, backbone, config)
     return Assembled(tasks, encoded, backbone, method, model, weighting, example_repeats(config, tasks))

@@ -5,8 +5,8 @@
     1) seed and accelerator            5) resume (weights, optimiser, schedule, RNG, position); a fresh run
     2) tasks, tokens, model               may first fit its heads on the untrained features (:func:`fit_heads_first`)
     3) optimiser and schedule          6) the baseline of generation tasks: the model before training
-    4) accelerate.prepare              7) epochs of steps (:func:`train_step`), each followed by
-                                          evaluation and selection (:func:`evaluate_and_select`) and a
+    4) accelerate.prepare (3 and 4:    7) epochs of steps (:func:`train_step`), each followed by
+       :func:`open_session`)              evaluation and selection (:func:`evaluate_and_select`) and a
                                           checkpoint (:func:`save_progress`)
                                        8) the selected weights on validation and test; the run directory
 
@@ -179,24 +179,9 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, prog
     if cfg.keep_freed_memory:
         keep_freed_memory()  # large activations reuse their pages instead of faulting in new ones each step
 
-    # 2) tasks, tokens, model
+    # 2) tasks, tokens, model; 3) and 4) in open_session
     built = assemble(config)
-    if accelerator.mixed_precision == "bf16":
-        cast_frozen_linears(built.model)  # the cast autocast would repeat at every call, made once
-
-    # 3) optimiser and schedule (the schedule counts optimiser steps, not micro-steps)
-    optimizer = make_optimizer(built.model.encoder, [built.model.heads, built.weighting], cfg)
-    session = Session(config, config_yaml, directory, accelerator, built, StepModule(built.model, built.weighting),
-                      optimizer, None)
-    steps_per_epoch = math.ceil(len(session.own_steps(session.whole_plan(0))) / cfg.grad_accum)
-    session.scheduler = linear_schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
-
-    # 4) prepare; not the schedule: accelerate would step it once per process at every optimiser step, for
-    #    schedules counted in one process's steps, while this one counts the optimiser steps themselves
-    session.module, session.optimizer = accelerator.prepare(session.module, session.optimizer)
-    session.module.train()  # from_pretrained returns models in eval mode: dropout must be on from step 1
-    if session.processes > 1:  # the same weights everywhere (DDP broadcast rank 0's); dropout differs per process
-        torch.manual_seed(cfg.seed + accelerator.process_index)
+    session = open_session(config, config_yaml, directory, accelerator, built)
 
     # 5) the run directory, emptied only now that the config, the data and the model have all loaded (a finished
     #    run being trained again stays as it is until the new one has finished: run/directory.py); resume
@@ -242,6 +227,30 @@ def run_progress(session: Session, enabled: bool) -> RunProgress:
     work = EvaluationWork(examples["validation"], examples["test"], passes=cfg.epochs - state.epoch + mid_epoch)
     return RunProgress(cfg.epochs * per_epoch, cfg.epochs * per_epoch - steps_left, work, cfg.epochs,
                        enabled and session.main)
+
+
+def open_session(config: RunConfig, config_yaml: str, directory: RunDirectory, accelerator: Any,
+                 built: Assembled) -> Session:
+    """What training steps need, ready to step: the model as accelerate prepared it, in training mode, with its
+    optimiser and schedule (``bench/gpu.py`` steps a session of its own through :func:`train_step`)."""
+    cfg = config.train
+    if accelerator.mixed_precision == "bf16":
+        cast_frozen_linears(built.model)  # the cast autocast would repeat at every call, made once
+
+    # the schedule counts optimiser steps, not micro-steps
+    optimizer = make_optimizer(built.model.encoder, [built.model.heads, built.weighting], cfg)
+    session = Session(config, config_yaml, directory, accelerator, built, StepModule(built.model, built.weighting),
+                      optimizer, None)
+    steps_per_epoch = math.ceil(len(session.own_steps(session.whole_plan(0))) / cfg.grad_accum)
+    session.scheduler = linear_schedule(optimizer, steps_per_epoch * cfg.epochs, cfg.warmup_ratio)
+
+    # prepare; not the schedule: accelerate would step it once per process at every optimiser step, for
+    # schedules counted in one process's steps, while this one counts the optimiser steps themselves
+    session.module, session.optimizer = accelerator.prepare(session.module, session.optimizer)
+    session.module.train()  # from_pretrained returns models in eval mode: dropout must be on from step 1
+    if session.processes > 1:  # the same weights everywhere (DDP broadcast rank 0's); dropout differs per process
+        torch.manual_seed(cfg.seed + accelerator.process_index)
+    return session
 
 
 def fit_heads_first(session: Session, progress: bool) -> None:
