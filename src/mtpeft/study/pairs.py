@@ -37,7 +37,7 @@ class PairsAnalysis:
     model: str
     method: str
     transfer: Transfer
-    estimate: AffinityEstimate
+    estimates: list[AffinityEstimate]  # one per warm-up length asked for
     spearman: dict[str, dict[str, float]]  # estimate -> {rho, p}
     pair_training: dict[str, float]  # flops and train time of the pair runs of one seed (mean over seeds)
     groupings: dict[str, Grouping]  # by what the affinities came from
@@ -47,8 +47,9 @@ class PairsAnalysis:
     trained_groups: dict[str, Any] | None  # the measured grouping, trained: against all alone and all in one
 
 
-def run_pairs(study: StudyConfig, max_groups: int = 2, train_groups: bool = False, estimate_steps: int = 20,
-              shard_of: tuple[int, int] = (1, 1), echo: bool = True) -> list[PairsAnalysis] | None:
+def run_pairs(study: StudyConfig, max_groups: int = 2, train_groups: bool = False,
+              estimate_steps: tuple[int, ...] = (20,), shard_of: tuple[int, int] = (1, 1),
+              echo: bool = True) -> list[PairsAnalysis] | None:
     """Train what is missing, then analyse; ``None`` when this shard's part is done but others may not be."""
     study = study.model_copy(update={"axes": study.axes.model_copy(update={"setting": SETTINGS})})
     run_study(study, shard_of, echo=echo)
@@ -65,18 +66,22 @@ def run_pairs(study: StudyConfig, max_groups: int = 2, train_groups: bool = Fals
 
 
 def _analyse(study: StudyConfig, records: list[RunRecord], model: str, method: str, max_groups: int,
-             steps: int, echo: bool) -> PairsAnalysis:
+             steps: tuple[int, ...], echo: bool) -> PairsAnalysis:
     measured = transfer(records, model, method)
-    estimate = _cached_estimate(study, model, method, steps, echo)
-    if estimate.tasks != measured.tasks:
-        raise RunError(f"affinity estimate tasks {estimate.tasks} differ from the study's {measured.tasks}")
+    estimates = [_cached_estimate(study, model, method, n, echo) for n in steps]
+    for estimate in estimates:
+        if estimate.tasks != measured.tasks:
+            raise RunError(f"affinity estimate tasks {estimate.tasks} differ from the study's {measured.tasks}")
     pair_runs = [r for r in records if r.setting == "pair" and r.model == model and r.method == method]
     seeds = max(len({r.seed for r in pair_runs}), 1)
     cost = {"flops": sum(r.ledger.train_info.flops.total for r in pair_runs) / seeds,
             "train_time_s": sum(r.ledger.train_info.train_time_s for r in pair_runs) / seeds}
-    sources = {"measured": measured.matrix, "gradient cosine": estimate.cosine, "lookahead (TAG)": estimate.lookahead}
+    sources = {"measured": measured.matrix}
+    for e in estimates:
+        sources |= {estimate_name("gradient cosine", e, estimates): e.cosine,
+                    estimate_name("lookahead (TAG)", e, estimates): e.lookahead}
     return PairsAnalysis(
-        model, method, measured, estimate,
+        model, method, measured, estimates,
         {name: _spearman(matrix, measured.matrix) for name, matrix in sources.items() if name != "measured"},
         cost, {name: best_grouping(np.nan_to_num(matrix), measured.tasks, max_groups)
                for name, matrix in sources.items()},
@@ -93,6 +98,11 @@ def _costs(records: list[RunRecord], model: str, method: str) -> list[dict[str, 
              "mft": float(np.mean([r.mft for r in rows])),
              "saving_percent": float(np.mean([r.saving_percent for r in rows])), "seeds": len(rows)}
             for rows in zip(*per_seed, strict=True)] if per_seed else []
+
+
+def estimate_name(signal: str, estimate: AffinityEstimate, estimates: list[AffinityEstimate]) -> str:
+    """``signal``, with its warm-up length where several were measured."""
+    return signal if len(estimates) == 1 else f"{signal}, {estimate.steps} steps"
 
 
 def _cached_estimate(study: StudyConfig, model: str, method: str, steps: int, echo: bool) -> AffinityEstimate:
@@ -150,8 +160,8 @@ def pairs_json(analyses: list[PairsAnalysis], quality: dict[str, Any]) -> dict[s
         "transfer_vs_all": _list(a.transfer.versus_all), "versus_lexical": a.transfer.versus_lexical(),
         "stability": a.transfer.stability(),
         "pairs": a.transfer.pairs(), "negative_transfer": a.transfer.negative(),
-        "estimates": {"gradient cosine": _list(a.estimate.cosine), "lookahead (TAG)": _list(a.estimate.lookahead),
-                      "steps": a.estimate.steps, "time_s": a.estimate.time_s, "flops": a.estimate.flops},
+        "estimates": [{"gradient cosine": _list(e.cosine), "lookahead (TAG)": _list(e.lookahead), "steps": e.steps,
+                       "time_s": e.time_s, "flops": e.flops} for e in a.estimates],
         "spearman": a.spearman, "pair_training": a.pair_training,
         "groupings": {k: g.__dict__ for k, g in a.groupings.items()},
         "transfer_tests": [[None if c is None else asdict(c) for c in row] for row in a.tests],

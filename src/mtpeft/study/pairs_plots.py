@@ -47,37 +47,20 @@ def heatmap(t: Transfer, tests: list[list[SeedComparison | None]], path: Path, t
 def stability(t: Transfer, path: Path) -> None:
     """Per task: how much its score moves between seeds alone, and how much its transfer moves between partners."""
     rows = t.stability()
-    fig = Figure(figsize=(7, 3.8))
-    ax = fig.add_subplot()
-    x = np.arange(len(t.tasks))
-    for k, (key, label) in enumerate([("alone_std_over_seeds", "alone: std over seeds"),
-                                      ("transfer_std_over_partners", "transfer: std over partners"),
-                                      ("worst_transfer", "worst transfer")]):
-        ax.bar(x + (k - 1) * 0.27, [rows[task][key] for task in t.tasks], width=0.27, label=label, color=f"C{k}")
-    ax.axhline(0, color="grey", linewidth=1)
-    ax.set_xticks(x, t.tasks)
-    ax.set_ylabel("test score points")
-    ax.set_title("Task stability (small bars: stable; the paper: clone is the stable task)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    save(fig, path)
+    series = [(label, [rows[task][key] for task in t.tasks]) for key, label in [
+        ("alone_std_over_seeds", "alone: std over seeds"),
+        ("transfer_std_over_partners", "transfer: std over partners"), ("worst_transfer", "worst transfer")]]
+    _bars(t.tasks, series, "test score points",
+          "Task stability (small bars: stable; the paper: clone is the stable task)", path)
 
 
 def asymmetry(t: Transfer, path: Path) -> None:
     """Per pair: what b does to a, and what a does to b (bars of unequal sign or size are asymmetric)."""
     pairs = t.pairs()
-    fig = Figure(figsize=(7, 3.8))
-    ax = fig.add_subplot()
-    x = np.arange(len(pairs))
-    ax.bar(x - 0.2, [p["a_with_b"] for p in pairs], width=0.4, label="T[a, b]: a's change with b", color="C0")
-    ax.bar(x + 0.2, [p["b_with_a"] for p in pairs], width=0.4, label="T[b, a]: b's change with a", color="C1")
-    ax.axhline(0, color="grey", linewidth=1)
-    ax.set_xticks(x, [f"{p['a']}\n+ {p['b']}" for p in pairs], fontsize=7)
-    ax.set_ylabel("score with partner - alone")
-    ax.set_title("Asymmetry per pair", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    save(fig, path)
+    _bars([f"{p['a']}\n+ {p['b']}" for p in pairs],
+          [("T[a, b]: a's change with b", [p["a_with_b"] for p in pairs]),
+           ("T[b, a]: b's change with a", [p["b_with_a"] for p in pairs])],
+          "score with partner - alone", "Asymmetry per pair", path)
 
 
 def complementarity(t: Transfer, path: Path) -> None:
@@ -111,18 +94,9 @@ def data_quality(quality: dict[str, Any], path: Path) -> None:
                ("test near-duplicate in train", lambda q: q.get("test", {}).get("near_in_train_share")),
                ("label conflicts", lambda q: q.get("label_conflict_share"))]
     tasks = sorted(quality["tasks"])
-    fig = Figure(figsize=(8, 3.8))
-    ax = fig.add_subplot()
-    x, width = np.arange(len(tasks)), 0.8 / len(signals)
-    for k, (label, read) in enumerate(signals):
-        values = [read(quality["tasks"][task]) for task in tasks]
-        ax.bar(x + (k - 2) * width, [np.nan if v is None else v for v in values], width=width, label=label)
-    ax.set_xticks(x, tasks)
-    ax.set_ylabel("share")
-    ax.set_title("Dataset quality signals (noisy or imbalanced data may drag its partners)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, axis="y")
-    save(fig, path)
+    series = [(label, [np.nan if (v := read(quality["tasks"][task])) is None else v for task in tasks])
+              for label, read in signals]
+    _bars(tasks, series, "share", "Dataset quality signals (noisy or imbalanced data may drag its partners)", path)
 
 
 def layouts(scored: list[Layout], path: Path) -> None:
@@ -144,6 +118,22 @@ def layouts(scored: list[Layout], path: Path) -> None:
     ax.set_ylabel("macro test score (mean over seeds)")
     ax.set_title("What each layout of shared modules costs for its score", fontsize=9)
     ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def _bars(labels: list[str], series: list[tuple[str, list[float]]], ylabel: str, title: str, path: Path) -> None:
+    """Grouped bars: one group per label, one bar per series."""
+    fig = Figure(figsize=(max(7.0, 1.3 * len(labels) + 2), 3.8))
+    ax = fig.add_subplot()
+    x, width = np.arange(len(labels)), 0.8 / len(series)
+    for k, (name, values) in enumerate(series):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width=width, label=name, color=f"C{k}")
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
     save(fig, path)
 
 

@@ -69,9 +69,11 @@ def _analysis_section(a: PairsAnalysis, figures: dict[str, str]) -> list[str]:
     pairs = Table("pairs", "", ["a", "b", "T[a,b]", "T[b,a]", "asymmetry", "both gain", "both lose"],
                   [[p["a"], p["b"], p["a_with_b"], p["b_with_a"], p["asymmetry"], _yes(p["complementary"]),
                     _yes(p["conflicting"])] for p in t.pairs()])
-    est = a.estimate
-    ratio_flops = est.flops / a.pair_training["flops"] if a.pair_training["flops"] else math.nan
-    ratio_time = est.time_s / a.pair_training["train_time_s"] if a.pair_training["train_time_s"] else math.nan
+    training = a.pair_training
+    warmups = Table("warmups", "", ["warm-up steps", "TFLOPs", "s", "share of training every pair once (FLOPs)",
+                                    "share (train time)"],
+                    [[e.steps, e.flops / 1e12, e.time_s, _percent(_ratio(e.flops, training["flops"])),
+                      _percent(_ratio(e.time_s, training["train_time_s"]))] for e in a.estimates])
     estimates = Table("estimates", "", ["estimate", "Spearman rho vs measured", "p", "entries"],
                       [[name, s["rho"], s["p"], s["n"]] for name, s in a.spearman.items()])
     groupings = Table("groupings", "", ["affinities from", "groups", "estimated gain", "search"],
@@ -97,12 +99,13 @@ def _analysis_section(a: PairsAnalysis, figures: dict[str, str]) -> list[str]:
            f"![complementarity]({figures['complementarity']})", "", pairs.markdown(),
            "", "Train alone (loses with every partner): " + (", ".join(t.negative()) or "none") + ".", "",
            "### Cheap estimates (no pair training)", "",
-           f"One joint warm-up of {est.steps} steps on the first seed: gradient cosine of the shared parameters "
-           f"and the TAG lookahead. Cost: {est.flops / 1e12:.2f} TFLOPs and {est.time_s:.0f} s, "
-           f"{_percent(ratio_flops)} of the FLOPs and {_percent(ratio_time)} of the train time of training every "
-           f"pair once ({a.pair_training['flops'] / 1e12:.1f} TFLOPs, {a.pair_training['train_time_s']:.0f} s).",
-           "", estimates.markdown(), "", _matrix_text("gradient cosine", est.cosine, tasks),
-           _matrix_text("lookahead (TAG)", est.lookahead, tasks), "", "### Recommended grouping", "",
+           "A joint warm-up on the first seed: gradient cosine of the shared parameters and the TAG lookahead, "
+           f"against training every pair once ({training['flops'] / 1e12:.1f} TFLOPs, "
+           f"{training['train_time_s']:.0f} s of training per seed).", "", warmups.markdown(), "",
+           estimates.markdown(), "",
+           *(_matrix_text(f"{signal}, {e.steps} steps", matrix, tasks) for e in a.estimates
+             for signal, matrix in (("gradient cosine", e.cosine), ("lookahead (TAG)", e.lookahead))),
+           "", "### Recommended grouping", "",
            groupings.markdown(), "", "### Layouts: which tasks share a module", "",
            f"![layouts]({figures['layouts']})", "", layouts.markdown(), ""]
     if a.trained_groups:
@@ -146,6 +149,10 @@ def _cell(value: float, spread: float = math.nan) -> str:
     if not math.isfinite(value):
         return "–"
     return f"{value:+.3f}" + (f" ± {spread:.3f}" if math.isfinite(spread) else "")
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else math.nan
 
 
 def _star(test: SeedComparison | None) -> str:
