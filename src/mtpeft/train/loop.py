@@ -43,7 +43,7 @@ from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, SplitOutput, score
 from mtpeft.evaluate.sharding import Shard
-from mtpeft.io import append_jsonl, write_json, write_jsonl, write_text
+from mtpeft.io import append_jsonl, remove_stale_temps, write_json, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters, peak_rss_bytes
 from mtpeft.run.artifacts import CHECKPOINT, is_complete, save_artifacts
 from mtpeft.run.build import Assembled, assemble, reading
@@ -439,6 +439,7 @@ def finish(session: Session, start: float) -> None:
         write_record(run_dir / "metrics.json", metrics)
         write_ledger(run_dir, session.config, session.built, counters, state, wall_time_s,
                      session.accelerator, final.lexical_fit_s, peak_rss)
+        remove_stale_temps(run_dir)  # what a kill mid-write left before a --resume finished the run
         write_json(run_dir / "run.json", {"status": "complete", "config": str(run_dir / "config.yaml")})
     session.accelerator.wait_for_everyone()
 
