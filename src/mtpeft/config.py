@@ -384,7 +384,12 @@ def parse_yaml(text: str, where: str, numbered: bool = True) -> tuple[yaml.Node 
     """The node tree and the plain values of one YAML document (safe tags only), refused in one line
     (naming ``where``, and the line where ``numbered``) when it is not YAML or expands past
     :data:`MAX_CONFIG_NODES` nodes through aliases."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as err:  # checked as the loader starts: a control character
+        line = f":{text.count(chr(10), 0, err.position) + 1}" if numbered else ""
+        raise ConfigError(f"{where}{line}: not valid YAML: U+{err.character:04X} at character {err.position + 1} is "
+                          "a control character, which YAML does not allow") from None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -452,7 +457,9 @@ def _collect_lines(node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str,
 def _describe(loc: tuple[str, ...], error: dict[str, Any], origins: dict[tuple[str, ...], str], default: str,
               schema: type[BaseModel]) -> str:
     # pydantic adds union-branch names (e.g. "int", "dict[...]") to the location; drop them for display
-    shown = tuple(p for p in loc if not _is_type_tag(p))
+    shown = tuple(p for p in loc[:-1] if not _is_type_tag(p))
+    if error["type"] == "extra_forbidden" or not _is_type_tag(loc[-1]):  # an unknown key is the user's, whatever it is
+        shown = (*shown, loc[-1])
     origin = default
     for n in range(len(shown), -1, -1):
         if shown[:n] in origins:

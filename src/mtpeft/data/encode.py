@@ -18,8 +18,9 @@ translation; both tokenizers; 16 to 1,024 tokens kept) needed at most 9 characte
 keep. A byte-level BPE drops no character, so there the kept tokens end before 81 / 128 of the cut, which can only
 change them from inside one word (a run of letters, digits or blanks) over a third of the characters kept. A
 WordPiece tokenizer drops whitespace, so a text that is mostly blanks could fill fewer tokens from its first
-characters: it is then reported as cut (``truncated``), which it was. A joint pair whose inputs are both cut
-(each over ``max_length * 128`` characters) may give the one token an odd budget leaves to the other input.
+characters: it is then reported as cut (``truncated``), which it was. One id can move in a joint pair whose two
+inputs both fill more than half of an odd budget, one of them cut: longest-first truncation gives the odd token to
+the longer input, and which one is longer is then judged on what was read.
 """
 
 
