@@ -12,9 +12,9 @@ class Limits:
     """Bounds of the HTTP service (the CLI flags of `mtpeft serve` set the first five).
 
     Inputs longer than the run's ``train.max_length`` tokens are cut, as in training, and the answer
-    says ``truncated: true``. A text is tokenised whole before it is cut, so ``max_text_chars`` bounds the
-    work one text costs (a 4 MB string would hold the tokenizer for half a minute); the body size bounds
-    what a request can send at all.
+    says ``truncated: true``; the tokenizer reads only the characters the kept tokens can come from
+    (:func:`~mtpeft.data.encode.keep_chars`). ``max_text_chars`` bounds what one text may send, and the body
+    size what a request can send at all. `mtpeft predict` takes the same bounds per text and per line.
     """
 
     max_batch: int = 32  # items per forward pass
@@ -25,7 +25,7 @@ class Limits:
     max_indexes: int = 8  # search indexes kept in memory
     max_index_items: int = 5000  # codes per search index
     max_top_k: int = 100  # hits per search
-    max_text_chars: int = 200_000  # characters per code or query (422 above): tokenising is paid before any cut
+    max_text_chars: int = 200_000  # characters per code or query (422 above)
 
     def __post_init__(self) -> None:
         bad = [f.name for f in fields(self) if getattr(self, f.name) <= 0]
