@@ -458,7 +458,7 @@ def _describe(loc: tuple[str, ...], error: dict[str, Any], origins: dict[tuple[s
               schema: type[BaseModel]) -> str:
     # pydantic adds union-branch names (e.g. "int", "dict[...]") to the location; drop them for display
     shown = tuple(p for p in loc[:-1] if not _is_type_tag(p))
-    if error["type"] == "extra_forbidden" or not _is_type_tag(loc[-1]):  # an unknown key is the user's, whatever it is
+    if loc and (error["type"] == "extra_forbidden" or not _is_type_tag(loc[-1])):  # an unknown key: the user's
         shown = (*shown, loc[-1])
     origin = default
     for n in range(len(shown), -1, -1):

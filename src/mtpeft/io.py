@@ -150,11 +150,11 @@ def json_line(text: str) -> Any:
         raise ValueError("JSON nested too deeply to read") from None
 
 
-def _bounded_int(digits: str) -> int:
-    if len(digits.lstrip("-")) > MAX_JSON_DIGITS:
-        raise ValueError(f"a number of {len(digits.lstrip('-')):,} digits; numbers may have at most "
-                         f"{MAX_JSON_DIGITS}")
-    return int(digits)
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_JSON_DIGITS:
+        raise ValueError(f"a number of {digits:,} digits; numbers may have at most {MAX_JSON_DIGITS}")
+    return int(text)
 
 
 def not_a_file(path: str | Path) -> str | None:

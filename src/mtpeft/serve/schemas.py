@@ -29,6 +29,7 @@ def well_formed(text: Any) -> Any:
 
 
 Text = Annotated[str, BeforeValidator(well_formed)]
+JSON_TYPES = {float: "a number with a fraction or exponent", bool: "a boolean", list: "an array", dict: "an object"}
 
 
 def string_or_integer(value: Any, handler: Callable[[Any], Any]) -> Any:
@@ -41,7 +42,6 @@ def string_or_integer(value: Any, handler: Callable[[Any], Any]) -> Any:
     raise ValueError(f"an id is a string or an integer, got {JSON_TYPES.get(type(value), type(value).__name__)}")
 
 
-JSON_TYPES = {float: "a number with a fraction or exponent", bool: "a boolean", list: "an array", dict: "an object"}
 Ident = Annotated[Text | int, WrapValidator(string_or_integer)]
 M = TypeVar("M", bound=BaseModel)
 
