@@ -227,7 +227,8 @@ def measure_mtpeft(config: RunConfig, built: Assembled, flops: FlopModel, warmup
             "examples": done.examples, "tokens": done.padded_tokens, "seconds": seconds,
             "flops": training_flops(flops, done.padded_tokens, done.attention_cells, built.model.causal),
             "peak_memory_bytes": peak_memory(device),
-            "parameters": count_parameters(built.model.encoder, [built.model.heads, built.weighting]).as_dict()}
+            "parameters": count_parameters(built.model.encoder, [built.model.heads, built.weighting],
+                                           built.method).as_dict()}
 
 
 def sequence_classifier(hf: Any, family: str) -> nn.Module:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mtpeft.errors import ConfigError
-from mtpeft.io import utf8_problem
+from mtpeft.io import not_a_file, utf8_problem
 
 Split = Literal["train", "validation", "test"]
 M = TypeVar("M", bound=BaseModel)
@@ -110,6 +110,14 @@ class TaskConfig(_Strict):
     def _positive_factor(cls, value: float | str | None) -> float | str | None:
         if isinstance(value, float | int) and value <= 0:
             raise ValueError(f"must be a positive number or auto, got {value}")
+        return value
+
+    @field_validator("max_examples")
+    @classmethod
+    def _positive_caps(cls, value: int | dict[str, int] | None) -> int | dict[str, int] | None:
+        caps = value.values() if isinstance(value, dict) else [value]
+        if any(n is not None and n < 1 for n in caps):
+            raise ValueError("every cap must be at least 1 example")
         return value
 
     @field_validator("split_ratios")
@@ -253,8 +261,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 def load_yaml_model(path: str | Path, schema: type[M], overrides: list[str] | None = None) -> M:
     """Any config model (``RunConfig``, a study) from YAML; ``base_dir`` is the file's folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+    problem = not_a_file(path)
+    if problem is not None:
+        raise ConfigError(f"{path}: {'no such config file' if problem == 'no such file' else problem}")
     data, lines = _read_yaml(path)
     origins: dict[tuple[str, ...], str] = {loc: f"{path}:{line}" for loc, line in lines.items()}
     problems: list[str] = []
@@ -316,7 +325,7 @@ def apply_override(data: dict[str, Any], item: str) -> tuple[str, ...]:
     for i, part in enumerate(parts[:-1]):
         node = _child(node, part, item, create=True, where=".".join(parts[: i + 1]))
     last = parts[-1]
-    value = yaml.safe_load(raw) if raw else ""
+    value = parse_yaml(raw, f"override {item}", numbered=False)[1] if raw else ""
     if isinstance(node, list):
         index = _index(node, last, item)
         node[index] = value
@@ -345,24 +354,90 @@ def _index(node: list[Any], part: str, item: str) -> int:
     return int(part)
 
 
+MAX_CONFIG_BYTES = 2**20
+MAX_CONFIG_NODES = 10_000
+"""A config is small (the largest shipped one: 3 kB, 105 YAML nodes): these bounds turn an alias bomb ("billion
+laughs": a few lines that expand to billions of nodes) or a runaway file into one line instead of gigabytes."""
+
+
 def _read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
     """Parse YAML and remember the 1-based line of every key path."""
-    data = path.read_bytes()
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES:,} bytes; a config file is at most that")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: {utf8_problem(data, err)}") from None
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    root, data = parse_yaml(text, str(path))
     lines: dict[tuple[str, ...], int] = {}
     if root is not None:
         _collect_lines(root, (), lines)
     return (data if data is not None else {}), lines
+
+
+def parse_yaml(text: str, where: str, numbered: bool = True) -> tuple[yaml.Node | None, Any]:
+    """The node tree and the plain values of one YAML document (safe tags only), refused in one line
+    (naming ``where``, and the line where ``numbered``) when it is not YAML or expands past
+    :data:`MAX_CONFIG_NODES` nodes through aliases."""
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as err:  # checked as the loader starts: a control character
+        line = f":{text.count(chr(10), 0, err.position) + 1}" if numbered else ""
+        raise ConfigError(f"{where}{line}: not valid YAML: U+{err.character:04X} at character {err.position + 1} is "
+                          "a control character, which YAML does not allow") from None
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        nodes = _expanded_size(root, {}, set())
+        if nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"{where}: expands to {_count(nodes)} YAML nodes through its aliases (*name); a config "
+                              f"may have at most {MAX_CONFIG_NODES:,}")
+        return root, loader.construct_document(root)
+    except yaml.YAMLError as err:
+        mark = err.problem_mark if isinstance(err, yaml.MarkedYAMLError) else None
+        line = f":{mark.line + 1}" if mark and numbered else ""
+        problem = "a YAML anchor (&name) is used inside itself; a config is a tree" if isinstance(err, _SelfReference) \
+            else getattr(err, "problem", None) or err
+        raise ConfigError(f"{where}{line}: not valid YAML: {problem}") from None
+    except (ValueError, TypeError) as err:  # a value its tag cannot hold: `2020-02-30`, `!!int abc`
+        raise ConfigError(f"{where}: not valid YAML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: YAML nested too deeply to read") from None
+    finally:
+        loader.dispose()
+
+
+class _SelfReference(yaml.MarkedYAMLError):
+    """A node that contains itself (``&a [*a]``): no finite config."""
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Nodes of the tree ``node`` stands for, each alias expanded (a shared node counts once per use); linear
+    in the document however large the expansion."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise _SelfReference(problem_mark=node.start_mark)
+    open_nodes.add(key)
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    sizes[key] = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(key)
+    return sizes[key]
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else f"about 10^{len(str(n)) - 1}"
 
 
 def _collect_lines(node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
@@ -382,7 +457,9 @@ def _collect_lines(node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str,
 def _describe(loc: tuple[str, ...], error: dict[str, Any], origins: dict[tuple[str, ...], str], default: str,
               schema: type[BaseModel]) -> str:
     # pydantic adds union-branch names (e.g. "int", "dict[...]") to the location; drop them for display
-    shown = tuple(p for p in loc if not _is_type_tag(p))
+    shown = tuple(p for p in loc[:-1] if not _is_type_tag(p))
+    if loc and (error["type"] == "extra_forbidden" or not _is_type_tag(loc[-1])):  # an unknown key: the user's
+        shown = (*shown, loc[-1])
     origin = default
     for n in range(len(shown), -1, -1):
         if shown[:n] in origins:

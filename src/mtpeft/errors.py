@@ -11,13 +11,19 @@ class ConfigError(MtpeftError):
     """One or more problems in a config file or its overrides, reported together."""
 
     def __init__(self, problems: list[str] | str) -> None:
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        # each problem one line, whatever a key or an override carried: a newline in it is shown as \n
+        self.problems = [one_line(p) for p in ([problems] if isinstance(problems, str) else problems)]
         super().__init__("\n".join(self.problems))
 
     def __str__(self) -> str:
         if len(self.problems) == 1:
             return f"invalid config: {self.problems[0]}"
         return "invalid config:\n" + "\n".join(f"  {p}" for p in self.problems)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and other control characters escaped (``\\n``), as one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class DataError(MtpeftError):

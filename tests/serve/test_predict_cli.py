@@ -91,7 +91,9 @@ def test_a_bad_line_names_file_line_and_field(tiny_run, tmp_path, content, messa
     (["--task", "overflow", "--input", "missing.jsonl"], "missing.jsonl: no such file"),
     (["--task", "overflow", "--output", "."], ".: is a folder; --output takes the path of a jsonl file"),
 ])
-def test_predict_usage_errors_exit_2(tiny_run, args, message):
+def test_predict_usage_errors_exit_2(tiny_run, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "p.jsonl", [{"id": 1, "code": "x"}])
     result = predict(str(tiny_run), *args, stdin='{"code": "x"}\n')
     assert result.exit_code == 2 and message in result.stderr, result.stderr
 

@@ -110,6 +110,17 @@ def test_jsonl_not_json(tmp_path):
         read("devign", path)
 
 
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"func": "a", "target": ' + "[" * 100_000 + "]" * 100_000 + "}", "JSON nested too deeply to read"),
+    ('{"func": "a", "target": 0, "idx": ' + "9" * 5001 + "}", "a number of 5,001 digits; numbers may have at most"),
+])
+def test_jsonl_lines_that_would_exhaust_the_parser_are_one_line_errors(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"func": "a", "target": 0}\n' + line + "\n")
+    with pytest.raises(DataError, match=rf"bad.jsonl:2: {message}"):
+        read("devign", path)
+
+
 def test_jsonl_missing_field(tmp_path):
     path = write_jsonl(tmp_path / "bad.jsonl", [{"func": "a", "target": 0}, {"func": "b"}])
     with pytest.raises(DataError, match=r"bad.jsonl:2: missing field 'target' \(fields present: func\)"):

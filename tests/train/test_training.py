@@ -171,6 +171,25 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, tiny_jsonl_task):
     assert losses(reference, "overflow") == losses(resumed, "overflow")
 
 
+def test_a_kill_during_the_final_write_leaves_no_temp_file_once_resumed(tmp_path, tiny_jsonl_task, monkeypatch):
+    import tempfile
+
+    from mtpeft.run import artifacts
+
+    def killed_mid_write(path, tensors, metadata=None):  # what kill -9 leaves: the temp made, never renamed
+        tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.", suffix=".tmp")
+        raise KeyboardInterrupt("killed while writing the heads")
+
+    cfg = config(tmp_path, tiny_jsonl_task, train__epochs=1)
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(artifacts, "save_safetensors", killed_mid_write)
+        train(cfg, progress=False)
+    assert len(list(cfg.run_dir().glob(".heads.safetensors.*.tmp"))) == 1
+    run = train(cfg, resume=True, progress=False)
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    assert load_file(run / "heads.safetensors") and not [p for p in run.rglob("*") if p.name.endswith(".tmp")]
+
+
 def test_a_resume_that_rebuilds_other_batches_says_so(tmp_path, tiny_jsonl_task, monkeypatch, recwarn):
     from mtpeft.train import loop
 

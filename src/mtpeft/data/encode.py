@@ -8,6 +8,21 @@ from typing import Any
 from mtpeft.errors import ConfigError
 from mtpeft.tasks.spec import Example, TaskKind
 
+CHARS_PER_TOKEN = 128
+"""Characters one kept token may come from: a text is cut to ``tokens * CHARS_PER_TOKEN`` characters before it
+is tokenised (:func:`keep_chars`), so the tokenizer's work is bounded by what a task keeps, not by the text.
+
+Why results do not change: a token covers at most 18 characters of MiniLM's vocabulary and 81 of SmolLM2's, and
+the densest real inputs measured (Devign, BigCloneBench, Big-Vul, FlakeFlagger, CodeXGLUE refinement and
+translation; both tokenizers; 16 to 1,024 tokens kept) needed at most 9 characters per token to fill what they
+keep. A byte-level BPE drops no character, so there the kept tokens end before 81 / 128 of the cut, which can only
+change them from inside one word (a run of letters, digits or blanks) over a third of the characters kept. A
+WordPiece tokenizer drops whitespace, so a text that is mostly blanks could fill fewer tokens from its first
+characters: it is then reported as cut (``truncated``), which it was. One id can move in a joint pair whose two
+inputs both fill more than half of an odd budget, one of them cut: longest-first truncation gives the odd token to
+the longer input, and which one is longer is then judged on what was read.
+"""
+
 
 @dataclass(frozen=True)
 class Windowing:
@@ -177,7 +192,19 @@ def encode_inputs(tokenizer: Any, texts: list[str], max_length: int, windowing: 
     windows can hold, without special tokens (every window adds its own)."""
     if windowing is None:
         return tokenize(tokenizer, texts, max_length)
-    return tokenizer(texts, add_special_tokens=False, truncation=True, max_length=windowing.coverage)["input_ids"]
+    return tokenizer(keep_chars(texts, windowing.coverage), add_special_tokens=False, truncation=True,
+                     max_length=windowing.coverage)["input_ids"]
+
+
+def keep_chars(texts: list[str], tokens: int) -> list[str]:
+    """Each text cut to the characters its first ``tokens`` tokens can come from (:data:`CHARS_PER_TOKEN` each):
+    tokenising a 50 MB string to keep 256 of its tokens would otherwise read all of it."""
+    limit = tokens * CHARS_PER_TOKEN
+    return [text[:limit] for text in texts]
+
+
+def _cut_by_chars(text: str, tokens: int) -> bool:
+    return len(text) > tokens * CHARS_PER_TOKEN
 
 
 def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
@@ -196,8 +223,9 @@ def encode_generation(examples: list[Example], tokenizer: Any, max_length: int,
     prompts = prompt_ids(tokenizer, [ex.text for ex in examples], max_length, generation.instruction)
     eos = end_token_id(tokenizer)
     texts = [ex.target or "" for ex in examples]
+    kept = keep_chars(texts, generation.max_target_length)
     targets = [[*row[: generation.max_target_length - 1], eos]
-               for row in (tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])]
+               for row in (tokenizer(kept, add_special_tokens=False)["input_ids"] if texts else [])]
     return EncodedSplit(TaskKind.GENERATION, prompts, pair_ids=targets, example_ids=[ex.id for ex in examples],
                         references=texts,
                         max_new_tokens=generation.max_target_length, language=generation.language,
@@ -225,15 +253,19 @@ def prompt_ids(tokenizer: Any, texts: list[str], max_length: int, instruction: s
                           f"{max_length}; shorten the task's instruction or raise train.max_length")
     if not texts:
         return []
-    sources = tokenizer(texts, truncation=True, max_length=max_length - len(suffix))["input_ids"]
+    sources = tokenizer(keep_chars(texts, max_length), truncation=True,
+                        max_length=max_length - len(suffix))["input_ids"]
     return [row + suffix for row in sources]
 
 
-def prompts_cut(tokenizer: Any, texts: list[str], prompts: list[list[int]], instruction: str) -> list[bool]:
-    """Which of :func:`prompt_ids`' prompts (``prompts``, for the same ``texts``) had their input cut short."""
+def prompts_cut(tokenizer: Any, texts: list[str], prompts: list[list[int]], instruction: str,
+                max_length: int) -> list[bool]:
+    """Which of :func:`prompt_ids`' prompts (``prompts``, for the same ``texts`` and ``max_length``) had their
+    input cut short."""
     kept = len(_instruction_ids(tokenizer, instruction))
-    full = tokenizer(texts, verbose=False)["input_ids"] if texts else []
-    return [len(whole) > len(prompt) - kept for whole, prompt in zip(full, prompts, strict=True)]
+    full = tokenizer(keep_chars(texts, max_length), verbose=False)["input_ids"] if texts else []
+    return [_cut_by_chars(text, max_length) or len(whole) > len(prompt) - kept
+            for text, whole, prompt in zip(texts, full, prompts, strict=True)]
 
 
 def _instruction_ids(tokenizer: Any, instruction: str) -> list[int]:
@@ -244,9 +276,43 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int, pairs: list[str]
     """Token ids of single inputs, or of ``(texts[i], pairs[i])`` encoded jointly, truncated to ``max_length``
     (longest-first for pairs, so both inputs keep their start).
 
-    The one place inputs become tokens, so training, evaluation and serving see identical ids.
+    The one place inputs become tokens, so training, evaluation and serving see identical ids. Each input is
+    first cut to what ``max_length`` tokens can come from (:func:`keep_chars`).
     """
-    return tokenizer(*_inputs(tokenizer, texts, pairs), truncation="longest_first", max_length=max_length)["input_ids"]
+    texts = keep_chars(texts, max_length)
+    if pairs is None or not texts:
+        return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+    pairs = keep_chars(pairs, max_length)
+    if not tokenizer.is_fast:
+        return tokenizer(*_inputs(tokenizer, texts, pairs), truncation="longest_first",
+                         max_length=max_length)["input_ids"]
+    # A fast tokenizer that truncates a pair also builds every combination of the two inputs' cut-off pieces (two
+    # inputs of 30,000 tokens: some 14,000 rows of 256), gigabytes for one pair of long functions; so the pair is
+    # encoded whole and cut here, by the tokenizer's own longest-first rule (tests compare the two).
+    encoded = tokenizer(*_inputs(tokenizer, texts, pairs), verbose=False)
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    return [_cut_pair(row, encoded.sequence_ids(i), budget) for i, row in enumerate(encoded["input_ids"])]
+
+
+def _cut_pair(ids: list[int], sequence: list[int | None], budget: int) -> list[int]:
+    """A whole joint pair (``sequence``: which input each token is of, None for special tokens) cut to ``budget``
+    tokens besides its special tokens, as the ``tokenizers`` library's longest-first truncation cuts it: the
+    shorter input whole when the longer can take the rest, else half the budget each (the longer input, the
+    second one on a tie, gets the odd token)."""
+    lengths = sequence.count(0), sequence.count(1)
+    if sum(lengths) <= budget:
+        return ids
+    shorter, longer = (1, 0) if lengths[0] > lengths[1] else (0, 1)
+    keep = [0, 0]
+    if 2 * lengths[shorter] <= budget:
+        keep[shorter], keep[longer] = lengths[shorter], budget - lengths[shorter]
+    else:
+        keep[shorter], keep[longer] = budget // 2, budget // 2 + budget % 2
+    starts = [sequence.index(k) if lengths[k] else len(ids) for k in (0, 1)]
+    if not lengths[0]:
+        starts[0] = 0
+    return (ids[:starts[0] + keep[0]] + ids[starts[0] + lengths[0]:starts[1] + keep[1]]
+            + ids[starts[1] + lengths[1]:])
 
 
 def truncated(tokenizer: Any, texts: list[str], ids: list[list[int]], max_length: int,
@@ -254,11 +320,13 @@ def truncated(tokenizer: Any, texts: list[str], ids: list[list[int]], max_length
     """Which inputs :func:`tokenize` (or, with ``windowing``, :func:`encode_inputs`) cut short; ``ids`` is its
     output for the same arguments.
 
-    Only rows that came back as long as allowed can have been cut, so only those are tokenised again.
+    Only rows that came back as long as allowed can have been cut, so only those are tokenised again; a text
+    longer than the characters the kept tokens can come from (:func:`keep_chars`) was cut.
     """
     limit = windowing.coverage if windowing else max_length
-    full = [i for i, row in enumerate(ids) if len(row) >= limit]
-    flags = [False] * len(ids)
+    flags = [_cut_by_chars(text, limit) or (pairs is not None and _cut_by_chars(pairs[i], limit))
+             for i, text in enumerate(texts)]
+    full = [i for i, row in enumerate(ids) if len(row) >= limit and not flags[i]]
     if full:
         again = _inputs(tokenizer, [texts[i] for i in full], None if pairs is None else [pairs[i] for i in full])
         rows = tokenizer(*again, truncation=False, verbose=False, add_special_tokens=windowing is None)["input_ids"]

@@ -12,9 +12,9 @@ class Limits:
     """Bounds of the HTTP service (`mtpeft serve` has a flag for the first five and the two timeouts).
 
     Inputs longer than the run's ``train.max_length`` tokens are cut, as in training, and the answer
-    says ``truncated: true``. A text is tokenised whole before it is cut, so ``max_text_chars`` bounds the
-    work one text costs (a 4 MB string would hold the tokenizer for half a minute); the body size bounds
-    what a request can send at all.
+    says ``truncated: true``; the tokenizer reads only the characters the kept tokens can come from
+    (:func:`~mtpeft.data.encode.keep_chars`). ``max_text_chars`` bounds what one text may send, and the body
+    size what a request can send at all. `mtpeft predict` takes the same bounds per text and per line.
 
     Fairness: every request's items take turns, one item per request at a time, in tokenising (rounds of at
     most ``max_batch`` items and about ``max_tokenize_chars`` characters) and in batches, so a small request
@@ -30,7 +30,7 @@ class Limits:
     max_indexes: int = 8  # search indexes kept in memory
     max_index_items: int = 5000  # codes per search index
     max_top_k: int = 100  # hits per search
-    max_text_chars: int = 200_000  # characters per code or query (422 above): tokenising is paid before any cut
+    max_text_chars: int = 200_000  # characters per code or query (422 above)
     max_tokenize_chars: int = 100_000  # characters tokenised per turn (at least one text): what a newcomer waits for
     header_timeout_s: float = 10.0  # to send a request's headers, from connecting or the previous answer
     body_timeout_s: float = 60.0  # to send a request's body once its headers are in (408 after)

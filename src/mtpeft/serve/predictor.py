@@ -138,7 +138,7 @@ class Predictor:
         texts = [x.code for x in inputs]
         with self._tokenizer_lock:
             prompts = prompt_ids(self.tokenizer, texts, self.max_length, fmt.instruction)
-            cut = prompts_cut(self.tokenizer, texts, prompts, fmt.instruction)
+            cut = prompts_cut(self.tokenizer, texts, prompts, fmt.instruction, self.max_length)
         with self.autocast():
             written = self.generator.generate(prompts, fmt.max_target_length, batch_size, self.device)
         return [answer_row(Encoded(task, [[ids]], flag, getattr(x, "id", None)), text=text)

@@ -7,26 +7,43 @@ page lists them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WrapValidator, create_model, field_validator
 
 from mtpeft.serve.limits import Limits
 from mtpeft.tasks.spec import TaskKind, TaskSpec
 
 
-def well_formed(text: str) -> str:
+def well_formed(text: Any) -> Any:
     """Refuse lone surrogates: JSON can escape them (``"\\ud800"``), but they are not Unicode text, and
-    neither a tokenizer nor a JSON writer takes them."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(f"not valid Unicode text: a lone surrogate at character {err.start}") from None
+    neither a tokenizer nor a JSON writer takes them. Checked before the type and the length (which pydantic
+    cannot measure on them), so the message says what is wrong."""
+    if isinstance(text, str):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"not valid Unicode text: a lone surrogate at character {err.start}") from None
     return text
 
 
-Text = Annotated[str, AfterValidator(well_formed)]
-Ident = Text | int
+Text = Annotated[str, BeforeValidator(well_formed)]
+JSON_TYPES = {float: "a number with a fraction or exponent", bool: "a boolean", list: "an array", dict: "an object"}
+
+
+def string_or_integer(value: Any, handler: Callable[[Any], Any]) -> Any:
+    """One message for an id of another type, where the union would give one per branch. A float is not an id:
+    ``1.0`` and ``1`` would be one id to some clients and two to others, and large ones lose digits."""
+    if isinstance(value, str):
+        return well_formed(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return handler(value)
+    raise ValueError(f"an id is a string or an integer, got {JSON_TYPES.get(type(value), type(value).__name__)}")
+
+
+Ident = Annotated[Text | int, WrapValidator(string_or_integer)]
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -74,25 +91,39 @@ class PoolItem(_Strict):
     code: Text = Field(description="The code to index.")
 
 
+def repeated_id(ids: Sequence[Ident]) -> tuple[int, int] | None:
+    """The first ``(earlier, later)`` positions that share an id, compared as text (``1`` and ``"1"`` would be
+    the same hit to a client); None when ids are unique."""
+    first: dict[str, int] = {}
+    for i, ident in enumerate(ids):
+        j = first.setdefault(str(ident), i)
+        if j != i:
+            return j, i
+    return None
+
+
 class _IndexUpload(_Strict):
-    """Ids must be unique, also as text (``1`` and ``"1"`` would be the same hit to a client)."""
+    """Ids must be unique, also as text."""
 
     @field_validator("items", check_fields=False)
     @classmethod
     def _unique_ids(cls, items: list[PoolItem]) -> list[PoolItem]:
-        first: dict[str, int] = {}
-        for i, item in enumerate(items):
-            j = first.setdefault(str(item.id), i)
-            if j != i:
-                raise ValueError(f"ids must be unique: items {j} and {i} both have id {str(item.id)!r}")
+        repeated = repeated_id([item.id for item in items])
+        if repeated is not None:
+            j, i = repeated
+            raise ValueError(f"ids must be unique: items {j} and {i} both have id {str(items[i].id)!r}")
         return items
 
 
-def bounded_text(kind: TaskKind, limits: Limits) -> dict[str, Any]:
-    """The text fields of an input of ``kind`` capped at ``limits.max_text_chars`` (for create_model)."""
-    return {name: (Text, Field(max_length=limits.max_text_chars,
-                               description=INPUTS[kind].model_fields[name].description))
-            for name in input_fields(kind)}
+def bounded_text(model: type[BaseModel], limits: Limits) -> dict[str, Any]:
+    """The text fields of ``model`` (all but ``id``) capped at ``limits.max_text_chars`` (for create_model)."""
+    return {name: (Text, Field(max_length=limits.max_text_chars, description=field.description))
+            for name, field in model.model_fields.items() if name != "id"}
+
+
+def bounded(model: type[M], limits: Limits) -> type[M]:
+    """``model`` with its text fields capped at ``limits.max_text_chars``, as the HTTP API caps them."""
+    return create_model(model.__name__, __base__=model, **bounded_text(model, limits))
 
 
 def tasks_of(specs: dict[str, TaskSpec], *kinds: TaskKind) -> list[str]:
@@ -109,7 +140,7 @@ def predict_request(specs: dict[str, TaskSpec], limits: Limits) -> type[BaseMode
             task = Literal[tuple(names)]  # type: ignore[valid-type]
             variants.append(create_model(f"{kind.value.title()}Item", __base__=INPUTS[kind],
                                          task=(task, Field(description=f"One of the run's {kind} tasks.")),
-                                         **bounded_text(kind, limits)))
+                                         **bounded_text(INPUTS[kind], limits)))
     if not variants:
         return None
     item: Any = variants[0] if len(variants) == 1 else Annotated[Union[tuple(variants)],  # noqa: UP007
@@ -124,8 +155,7 @@ def search_requests(specs: dict[str, TaskSpec], limits: Limits) -> tuple[type[Ba
     names = tasks_of(specs, TaskKind.RETRIEVAL)
     if not names:
         return None
-    item = create_model("PoolItem", __base__=PoolItem,
-                        code=(Text, Field(max_length=limits.max_text_chars, description="The code to index.")))
+    item = bounded(PoolItem, limits)
     index = create_model(
         "IndexRequest", __base__=_IndexUpload,
         name=(str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="Index name (replaces one of that name).")),

@@ -41,7 +41,7 @@ from mtpeft.data.samplers import epoch_plan, shard_plan
 from mtpeft.errors import ConfigError, MtpeftError
 from mtpeft.evaluate.outputs import DEFAULT_THRESHOLD, SplitOutput, score
 from mtpeft.evaluate.sharding import Shard
-from mtpeft.io import append_jsonl, write_jsonl, write_text
+from mtpeft.io import append_jsonl, remove_stale_temps, write_jsonl, write_text
 from mtpeft.ledger import TrainCounters, peak_rss_bytes
 from mtpeft.run.artifacts import save_artifacts
 from mtpeft.run.build import Assembled, assemble, reading
@@ -470,6 +470,7 @@ def finish(session: Session, start: float) -> None:
         write_record(session.files.metrics, metrics)
         write_ledger(run_dir, session.config, session.built, counters, state, wall_time_s,
                      session.accelerator, final.lexical_fit_s, peak_rss)
+        remove_stale_temps(run_dir)  # what a kill mid-write left before a --resume finished the run
         session.files.mark("complete")
         session.directory.publish()
     session.accelerator.wait_for_everyone()

@@ -9,7 +9,6 @@ Every parsing error names the file, the line (or row) and the field.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mtpeft.errors import DataError
+from mtpeft.io import json_line
 from mtpeft.registry import Registry
 from mtpeft.tasks.spec import Example, TaskKind
 
@@ -145,9 +145,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from None
+                obj = json_line(text)
+            except ValueError as err:
+                raise DataError(f"{path}:{number}: {err}") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
             yield number, obj
