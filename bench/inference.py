@@ -1,7 +1,7 @@
 """Benchmark: inference of `mtpeft eval` (and `predict`/`serve`, which batch the same way) against a plain
 transformers forward loop on the same inputs, in fp32 and (where the CPU has it natively) bf16; the same model
 exported to ONNX (`mtpeft export --format onnx`) and run by ONNX Runtime in fp32 and int8 through the same batches
-(`--backend onnx`); and what the long-input options cost per example against truncation.
+(`--backend onnx`) beside PyTorch fp32 and bf16; and what the long-input options cost per example against truncation.
 
 mtpeft's path is the one evaluation takes (`mtpeft.evaluate.run_split`: length-sorted batches, each padded to its
 own longest input, the task head). The baseline is what a user writes with the Transformers docs: the same
@@ -138,20 +138,25 @@ def main() -> None:
         print(f"{precision}: mtpeft {rate['mtpeft']:.0f} real tokens/s, plain transformers {rate['plain']:.0f} "
               f"({against[precision]['ratio']:.2f}x) on {len(ids)} Devign functions, {tokens:,} tokens")
 
-    # 2) ONNX Runtime (fp32, int8) against PyTorch fp32 on the same batches, in turns
+    # 2) ONNX Runtime (fp32, int8) against PyTorch (fp32, and bf16 where native) on the same batches, in turns
     with tempfile.TemporaryDirectory() as folder:
-        engines: dict[str, Any] = {"torch fp32": None, **onnx_models(config, built, Path(folder) / "onnx")}
+        engines: dict[str, tuple[str, Any]] = {f"torch {p}": (p, None) for p in precisions}
+        exported = onnx_models(config, built, Path(folder) / "onnx")
+        engines.update({name: ("fp32", model) for name, model in exported.items()})
         seconds: dict[str, list[float]] = {name: [] for name in engines}
-        for engine in engines.values():  # the first pass allocates; not counted
-            time_mtpeft(built, "vulnerability", args.batch_size, "fp32", engine)
+        for precision, engine in engines.values():  # the first pass allocates; not counted
+            time_mtpeft(built, "vulnerability", args.batch_size, precision, engine)
         for _ in range(args.rounds):
-            for name, engine in engines.items():
-                seconds[name].append(time_mtpeft(built, "vulnerability", args.batch_size, "fp32", engine))
+            for name, (precision, engine) in engines.items():
+                seconds[name].append(time_mtpeft(built, "vulnerability", args.batch_size, precision, engine))
     onnx = {name: {"seconds": t, "items_per_s": len(ids) / statistics.median(t),
-                   "ratio_vs_torch": statistics.median(seconds["torch fp32"]) / statistics.median(t)}
+                   "ratio_vs_torch_fp32": statistics.median(seconds["torch fp32"]) / statistics.median(t),
+                   "ratio_vs_fastest_torch": min(statistics.median(seconds[f"torch {p}"]) for p in precisions)
+                   / statistics.median(t)}
             for name, t in seconds.items()}
     for name, row in onnx.items():
-        print(f"{name:10s} {row['items_per_s']:8.1f} items/s ({row['ratio_vs_torch']:.2f}x PyTorch fp32)")
+        print(f"{name:10s} {row['items_per_s']:8.1f} items/s ({row['ratio_vs_torch_fp32']:.2f}x PyTorch fp32, "
+              f"{row['ratio_vs_fastest_torch']:.2f}x PyTorch {precisions[-1]})")
 
     # 3) the long-input options against truncation, through mtpeft
     precision = precisions[-1]

@@ -168,17 +168,28 @@ def test_killed_study_finishes_only_what_was_missing(tmp_path: Path, capfd: pyte
     runs = tmp_path / "runs"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        started = sorted(runs.iterdir()) if runs.is_dir() else []
-        interrupted = [p for p in started if (p / "checkpoints" / "last.pt").is_file() and not is_complete(p)]
-        if any(map(is_complete, started)) and interrupted:
+        finished, interrupted = _run_states(runs)  # each directory judged once: a run may finish between two looks
+        if finished and interrupted:
             break
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)  # the study and the run it is training, mid-run
     process.wait()
-    finished = {p.name for p in runs.iterdir() if is_complete(p)}
+    finished, interrupted = _run_states(runs)  # as the kill left them, not as the last poll saw them
     assert len(finished) == 1 and len(interrupted) == 1
     capfd.readouterr()
     outcome = run_study(load_study(CONFIGS / "study-smoke.yaml", args), echo=False)
     assert set(outcome.skipped) == finished and outcome.trained == [interrupted[0].name]
     assert f"resuming {interrupted[0]}" in capfd.readouterr().out  # from its checkpoint, not from scratch
     assert len(collect(tmp_path)[0]) == 2
+
+
+def _run_states(runs: Path) -> tuple[set[str], list[Path]]:
+    """The names of the finished runs and the interrupted ones (a checkpoint, not finished), one look each."""
+    finished: set[str] = set()
+    interrupted: list[Path] = []
+    for run in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if is_complete(run):
+            finished.add(run.name)
+        elif (run / "checkpoints" / "last.pt").is_file():
+            interrupted.append(run)
+    return finished, interrupted
