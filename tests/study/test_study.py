@@ -71,7 +71,8 @@ def test_report_has_both_tables_the_ledger_and_plots_with_data(study_dir: Path) 
         assert heading in report
     assert "| tiny-bert | lora | 1 |" in report
     assert "| – | lexical | 1 | – |" in report  # the baseline's own row in the score tables
-    for name in ("pareto", "forest_peft_vs_full", "training_curves"):
+    assert "![Model - lexical](plots/forest_vs_lexical.png)" in report
+    for name in ("pareto", "forest_peft_vs_full", "forest_vs_lexical", "training_curves"):
         image = imread(study_dir / "plots" / f"{name}.png")
         colours = np.unique(image.reshape(-1, image.shape[-1]), axis=0)
         assert len(colours) > 50, name  # axes, labels and data, not a blank canvas

@@ -86,10 +86,14 @@ def build_report(study_dir: Path) -> StudyReport:
     plots.pareto(rows, figures / "pareto.png")
     if vs_full:
         plots.forest(vs_full, figures / "forest_peft_vs_full.png", "PEFT - Full per task (95% paired bootstrap)")
+    if vs_lexical:
+        plots.forest(vs_lexical, figures / "forest_vs_lexical.png",
+                     "Model - lexical baseline per task (95% paired bootstrap)")
     plots.training_curves(main, tasks, figures / "training_curves.png")
     if curve:
         plots.learning_curves(curve, tasks, figures / "learning_curve.png")
-    report = render(study_dir, records, unfinished, tables, saved, bool(vs_full), sizes[-1] if curve else None)
+    report = render(study_dir, records, unfinished, tables, saved, bool(vs_full), bool(vs_lexical),
+                    sizes[-1] if curve else None)
     write_text(study_dir / "report.md", report)
     return StudyReport(study_dir / "report.md", tables)
 
@@ -191,7 +195,7 @@ def savings_table(saved: list[Savings]) -> Table:
 
 
 def render(study_dir: Path, records: list[RunRecord], unfinished: list[str], tables: list[Table],
-           saved: list[Savings], has_forest: bool, curve_size: int | None = None) -> str:
+           saved: list[Savings], has_forest: bool, has_lexical_forest: bool, curve_size: int | None = None) -> str:
     by_name = {t.name: t for t in tables}
     parts = [f"# Study report: {study_dir.name}", "",
              f"{len(records)} finished runs under `runs/`" + (
@@ -232,6 +236,8 @@ def render(study_dir: Path, records: list[RunRecord], unfinished: list[str], tab
               "## Plots", "", "![Pareto front](plots/pareto.png)", ""]
     if has_forest:
         parts += ["![PEFT - Full](plots/forest_peft_vs_full.png)", ""]
+    if has_lexical_forest:
+        parts += ["![Model - lexical](plots/forest_vs_lexical.png)", ""]
     parts += ["![Training curves](plots/training_curves.png)", "", "## Provenance", "", *_provenance(records), "",
               "Tables as CSV and LaTeX: `tables/`; one row per run x task x split: `results.csv`.", ""]
     return "\n".join(parts)
