@@ -46,6 +46,10 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="key=value overrides
 AsJson = Annotated[bool, typer.Option("--json", help="Print the same numbers as JSON (for scripts).")]
 Backend = Annotated[str, typer.Option(help="What computes: torch (the run's model), onnx or onnx-int8 (its export in "
                                            "RUN/export/onnx/, through ONNX Runtime).")]
+BaseModelPath = Annotated[str | None, typer.Option(
+    "--base-model", metavar="PATH", show_default=False,
+    help="The base model's folder (or a zoo name), for a run copied from another machine whose recorded base is "
+         "not here; else $MTPEFT_BASE_MODEL, then the run's recorded folder, then its zoo name (docs/serving.md).")]
 
 
 @app.command()
@@ -77,6 +81,7 @@ def evaluate(
     path: Annotated[str | None, typer.Option(help="Data the run never saw, read with --source.")] = None,
     split: Annotated[str, typer.Option(help="validation, test, or all (every example of --path).")] = "test",
     backend: Backend = "torch",
+    base_model: BaseModelPath = None,
     as_json: AsJson = False,
 ) -> None:
     """Reload a run from its files and evaluate it (recomputes metrics.json, or scores new data)."""
@@ -85,7 +90,8 @@ def evaluate(
     from mtpeft.run import evaluate_run
 
     model = onnx_backend(run, backend)
-    print_metrics(evaluate_run(run, task=task, source=source, path=path, split=split, model=model), as_json=as_json)
+    metrics = evaluate_run(run, task=task, source=source, path=path, split=split, model=model, base_model=base_model)
+    print_metrics(metrics, as_json=as_json)
 
 
 @app.command()
@@ -219,12 +225,13 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1, help="Inputs per forward pass.")] = 32,
     merge: Annotated[bool, typer.Option(help="Fold LoRA/IA3 into the base weights first.")] = False,
     backend: Backend = "torch",
+    base_model: BaseModelPath = None,
 ) -> None:
     """Answer a jsonl file of inputs with one task's head: label + probability, or top-k hits."""
     from mtpeft.serve import predict_file
 
     count = predict_file(run, task, input_file, output, top_k=top_k, pool=pool, batch_size=batch_size, merge=merge,
-                         backend=backend)
+                         backend=backend, base_model=base_model)
     if output != "-":
         typer.echo(f"wrote {count} answers to {output}", err=True)
 
@@ -247,6 +254,7 @@ def serve(
     body_timeout_s: Annotated[float, typer.Option(min=0.1, help="Seconds a client has to send a request's body "
                                                                  "(408 after).")] = 60.0,
     backend: Backend = "torch",
+    base_model: BaseModelPath = None,
 ) -> None:
     """Serve every task of a run over HTTP (JSON API; docs at /docs)."""
     from mtpeft.serve import Limits
@@ -256,7 +264,7 @@ def serve(
         api_key = ""  # click reads an empty variable as unset; create_app refuses an empty key instead
     limits = Limits(max_batch=max_batch, max_wait_ms=max_wait_ms, max_items=max_items, max_body_bytes=max_body_bytes,
                     header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s)
-    run_server(run, host, port, api_key=api_key, merge=merge, limits=limits, backend=backend)
+    run_server(run, host, port, api_key=api_key, merge=merge, limits=limits, backend=backend, base_model=base_model)
 
 
 @app.command()
@@ -268,11 +276,12 @@ def export(
     task: Annotated[str | None, typer.Option(help="The task to export (sentence-transformers, peft).")] = None,
     quantize: Annotated[str | None, typer.Option(help="int8: also write an int8 graph (onnx).")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder to write (default: RUN/export/<format>/).")] = None,
+    base_model: BaseModelPath = None,
 ) -> None:
     """Export a finished run for another engine: ONNX Runtime, sentence-transformers or peft (docs/export.md)."""
     from mtpeft.export import export_run
 
-    typer.echo(f"wrote {export_run(run, format, task=task, quantize=quantize, out=out)}")
+    typer.echo(f"wrote {export_run(run, format, task=task, quantize=quantize, out=out, base_model=base_model)}")
 
 
 @data_app.command("list")

@@ -159,6 +159,17 @@ def test_the_committed_evidence_alone_rebuilds_the_report_and_is_not_trained_aga
     assert packed == {p: p.read_bytes() for p in run.glob("predictions/*.gz")}  # same rows, same bytes
 
 
+def run_states(runs: Path) -> dict[str, str]:
+    """Each run directory judged once (finished, interrupted with a checkpoint, or started): a run can finish
+    between two looks at it, and two looks that disagree would take one run for both."""
+    states = {}
+    for path in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if path.is_dir():
+            checkpointed = (path / "checkpoints" / "last.pt").is_file()
+            states[path.name] = "finished" if is_complete(path) else "interrupted" if checkpointed else "started"
+    return states
+
+
 def test_killed_study_finishes_only_what_was_missing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     # two SFT runs; small batches and a checkpoint after every step, so that the kill lands inside a run
     args = [*tiny_study_args(tmp_path)[:2], "axes.setting=[sft]", "axes.method=[lora]",
@@ -169,28 +180,18 @@ def test_killed_study_finishes_only_what_was_missing(tmp_path: Path, capfd: pyte
     runs = tmp_path / "runs"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        finished, interrupted = _run_states(runs)  # each directory judged once: a run may finish between two looks
-        if finished and interrupted:
+        if {"finished", "interrupted"} <= set(run_states(runs).values()):
             break
         time.sleep(0.02)
+    assert process.poll() is None, "the study finished (or failed) before it could be killed"
     os.killpg(process.pid, signal.SIGKILL)  # the study and the run it is training, mid-run
     process.wait()
-    finished, interrupted = _run_states(runs)  # as the kill left them, not as the last poll saw them
-    assert len(finished) == 1 and len(interrupted) == 1
+    states = run_states(runs)  # judged once more, now that nothing writes: what the resumed study will find
+    finished = {name for name, state in states.items() if state == "finished"}
+    interrupted = [runs / name for name, state in states.items() if state == "interrupted"]
+    assert len(finished) == 1 and len(interrupted) == 1, states
     capfd.readouterr()
     outcome = run_study(load_study(CONFIGS / "study-smoke.yaml", args), echo=False)
     assert set(outcome.skipped) == finished and outcome.trained == [interrupted[0].name]
     assert f"resuming {interrupted[0]}" in capfd.readouterr().out  # from its checkpoint, not from scratch
     assert len(collect(tmp_path)[0]) == 2
-
-
-def _run_states(runs: Path) -> tuple[set[str], list[Path]]:
-    """The names of the finished runs and the interrupted ones (a checkpoint, not finished), one look each."""
-    finished: set[str] = set()
-    interrupted: list[Path] = []
-    for run in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if is_complete(run):
-            finished.add(run.name)
-        elif (run / "checkpoints" / "last.pt").is_file():
-            interrupted.append(run)
-    return finished, interrupted

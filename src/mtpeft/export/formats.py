@@ -30,8 +30,9 @@ def export_dir(run_dir: Path, fmt: str) -> Path:
 
 
 def export_run(run_dir: str | Path, fmt: str, task: str | None = None, quantize: str | None = None,
-               out: str | Path | None = None) -> Path:
-    """Export ``run_dir`` as ``fmt`` into ``out`` (default :func:`export_dir`); returns the folder written."""
+               out: str | Path | None = None, base_model: str | None = None) -> Path:
+    """Export ``run_dir`` as ``fmt`` into ``out`` (default :func:`export_dir`); returns the folder written.
+    ``base_model``: see :func:`~mtpeft.run.artifacts.load_trained`."""
     run_dir = Path(run_dir)
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -50,7 +51,7 @@ def export_run(run_dir: str | Path, fmt: str, task: str | None = None, quantize:
         tasks = [t.name for t in load_config(run_dir / "config.yaml").tasks]
         if task not in tasks:
             raise ConfigError(f"--task {task!r}: the run has tasks {', '.join(tasks)}")
-    trained = load_trained(run_dir, with_data=False)
+    trained = load_trained(run_dir, with_data=False, base_model=base_model)
     trained.built.model.eval()  # every exporter checks its output against the model's: no dropout in either
     if fmt == "onnx":
         return export_onnx(trained.config, trained.built, trained.thresholds,

@@ -86,6 +86,7 @@ class HfPeftMethod(Method):
         if not weights.is_file():
             raise RunError(f"{directory}: missing adapter_model.safetensors")
         config = PeftConfig.from_pretrained(str(directory))
+        config.base_model_name_or_path = backbone.source  # the base as found here, which may have moved since
         model = get_peft_model(backbone.model, config)
         saved = load_file(str(weights))
         expected = set(get_peft_model_state_dict(model))

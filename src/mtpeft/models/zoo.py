@@ -176,14 +176,15 @@ for _name, _family, _tok in (("tiny-bert", "bert", "minilm"), ("tiny-roberta", "
 
 
 def resolve_model(reference: str) -> Path | str:
-    """A zoo name -> its local folder; a folder -> itself; anything else is returned as a hub id."""
+    """A zoo name -> its local folder; a folder -> itself, made absolute (what a run records of its base must not
+    depend on the folder it was started from); anything else is returned as a hub id."""
     if reference in ZOO:
         return ZOO.get(reference).path()
     path = Path(reference).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelError(f"{path}: not a model folder (no config.json)")
-        return path
+        return path.resolve()
     if "/" not in reference:
         from mtpeft.registry import UnknownNameError
 

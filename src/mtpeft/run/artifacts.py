@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from mtpeft.config import RunConfig, dump_config, load_config
 from mtpeft.errors import RunError
 from mtpeft.io import read_json, save_safetensors, write_json, write_text
-from mtpeft.run.base_model import base_model
+from mtpeft.run.base_model import resolve_base
 from mtpeft.run.build import Assembled, assemble, load_tasks, reading
 from mtpeft.run.files import RunFiles
 from mtpeft.run.schema import Metrics, read_metrics
@@ -59,21 +59,19 @@ def check_complete(run_dir: Path) -> None:
                        f"`mtpeft train {files.config} --resume`, or train it again with --overwrite")
 
 
-def load_trained(run_dir: Path, with_data: bool = True) -> TrainedRun:
+def load_trained(run_dir: Path, with_data: bool = True, base_model: str | None = None) -> TrainedRun:
     """Rebuild a finished run from its files alone: the same model, heads and thresholds.
 
     ``with_data=False`` skips reading and tokenising the tasks' data (``built.encoded`` splits are empty):
-    serving needs only the model, and must work where the training data is absent. The base weights are the
-    config's ``model``, or ``MTPEFT_BASE_MODEL`` on a machine that has them elsewhere (:mod:`mtpeft.run.base_model`).
+    serving needs only the model, and must work where the training data is absent. ``base_model``
+    (``--base-model``) points at the base weights where the run's own record of them does not lead here
+    (:func:`~mtpeft.run.base_model.resolve_base`).
     """
     check_complete(run_dir)
     files = RunFiles(run_dir)
     config = load_config(files.config)
-    model = base_model(config.model, files.config)
-    if model != config.model:
-        config = config.model_copy(update={"model": model})
     built = assemble(config, tasks=None if with_data else load_tasks(config, with_data=False),
-                     adapter_dir=files.stored_module())
+                     adapter_dir=files.stored_module(), base=resolve_base(run_dir, config.model, base_model))
     with reading(files.heads, "the task heads of the config's tasks"):
         state = load_file(str(files.heads))
         heads = {k.removeprefix("heads."): v for k, v in state.items() if k.startswith("heads.")}

@@ -128,9 +128,13 @@ def _entry(config: RunConfig, task: str) -> TaskConfig:
 
 
 def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapter_dir: Any = None,
-             backbone: Backbone | None = None, encoded: dict[str, dict[str, EncodedSplit]] | None = None) -> Assembled:
+             backbone: Backbone | None = None, encoded: dict[str, dict[str, EncodedSplit]] | None = None,
+             base: str | None = None) -> Assembled:
     """Build the model for ``config``; with ``adapter_dir``, load the method's saved weights instead of
     initialising them. Initialisation is seeded, so the same config builds the same model.
+
+    ``base`` is loaded in place of ``config.model``: the same weights found elsewhere, for a finished run reopened
+    on another machine (:mod:`mtpeft.run.base_model`).
 
     ``backbone`` and ``encoded`` replace loading ``config.model`` and tokenising the tasks' data: what measuring
     a model of a real size with random weights over synthetic token ids needs (``bench/gpu.py``).
@@ -144,7 +148,7 @@ def assemble(config: RunConfig, tasks: dict[str, TaskData] | None = None, adapte
                           "generation does not go through; generation tasks need one of "
                           f"{', '.join(methods_where('supports_generation'))}")
     if backbone is None:
-        backbone = load_backbone(config.model, language_model=generates,
+        backbone = load_backbone(base or config.model, language_model=generates,
                                  attention_dropout=config.attention_dropout)
     torch.manual_seed(config.train.seed)
     if adapter_dir is None:

@@ -26,16 +26,17 @@ SPLITS = ("validation", "test", "all")
 
 
 def evaluate_run(run_dir: Path, task: str | None = None, source: str | None = None, path: str | None = None,
-                 split: str = "test", model: Any = None) -> Metrics:
+                 split: str = "test", model: Any = None, base_model: str | None = None) -> Metrics:
     """Metrics of a saved run; with ``path``, of ``task`` on that data (``split=all``: every example).
 
     ``model`` computes in place of the run's PyTorch model (its ONNX export: ``mtpeft.export.OnnxTaskModel``, on
-    the CPU), through the same batches; generation tasks still decode with the run's own model."""
+    the CPU), through the same batches; generation tasks still decode with the run's own model. ``base_model``:
+    see :func:`~mtpeft.run.artifacts.load_trained`."""
     if split not in SPLITS:
         raise ConfigError(f"--split {split!r}: valid: {', '.join(SPLITS)}")
     if path is not None and task is None:
         raise ConfigError("--path needs --task: which head should score the new data")
-    trained = load_trained(Path(run_dir))
+    trained = load_trained(Path(run_dir), base_model=base_model)
     built, config = trained.built, trained.config
     if task is not None and task not in built.tasks:
         raise ConfigError(f"--task {task!r}: the run has tasks {', '.join(sorted(built.tasks))}")

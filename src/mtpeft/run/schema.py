@@ -116,8 +116,8 @@ class RunInfo(_Record):
     """What ran: model, method, tasks, precision, device (prompting adds how it asked)."""
 
     name: str
-    model: str
-    model_source: str
+    model: str  # the config's entry: a zoo name names the same weights on any machine
+    model_source: str  # the folder (absolute) or hub id it resolved to: where a reopened run finds its base
     method: str
     setting: str
     tasks: list[str]

@@ -33,13 +33,13 @@ M = TypeVar("M", bound=BaseModel)
 
 def predict_file(run_dir: str | Path, task: str, source: str = STDIO, target: str = STDIO, top_k: int = 10,
                  pool: str | None = None, batch_size: int = 32, merge: bool = False, backend: str = "torch",
-                 limits: Limits | None = None) -> int:
+                 limits: Limits | None = None, base_model: str | None = None) -> int:
     """Answer every input of ``source`` with ``task``'s head; write them to ``target``. Returns the count.
 
     Binary and generation tasks read ``{"code"}``, pair tasks ``{"code1", "code2"}``, retrieval tasks
     ``{"query"}`` ranked against ``pool`` (jsonl of ``{"id", "code"}``, ids unique); an ``id`` field is passed
     through. A generation task answers ``{"text"}``: the decoded output, prompted as in training. ``backend``: what
-    computes (see :meth:`Predictor.from_run`). ``limits`` (default: the service's) caps each text
+    computes and ``base_model`` (see :meth:`Predictor.from_run`). ``limits`` (default: the service's) caps each text
     (``max_text_chars``) and each line (``max_body_bytes``).
     """
     limits = limits or Limits()
@@ -47,8 +47,8 @@ def predict_file(run_dir: str | Path, task: str, source: str = STDIO, target: st
         if path is not None and path != STDIO:
             check_readable(path, flag)
     with answers_to(target, {"--input": source, "--pool": pool}) as sink:
-        rows = _answers(Predictor.from_run(run_dir, merge=merge, backend=backend), task, source, pool, top_k,
-                        batch_size, limits)
+        predictor = Predictor.from_run(run_dir, merge=merge, backend=backend, base_model=base_model)
+        rows = _answers(predictor, task, source, pool, top_k, batch_size, limits)
         sink.writelines(json.dumps(row) + "\n" for row in rows)
     return len(rows)
 

@@ -92,14 +92,16 @@ class Predictor:
         self.model.to(self.device).eval()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, merge: bool = False, backend: str = "torch") -> Predictor:
+    def from_run(cls, run_dir: str | Path, merge: bool = False, backend: str = "torch",
+                 base_model: str | None = None) -> Predictor:
         """Load a run directory (without its training data, which a deployment need not have); ``backend``
         ``onnx`` / ``onnx-int8`` computes with its export in ``RUN/export/onnx/`` (the run's PyTorch weights
-        are still read, to rebuild its tokenizer and tasks, and then dropped)."""
+        are still read, to rebuild its tokenizer and tasks, and then dropped); ``base_model``: the base weights'
+        folder where the run's record of them does not lead here (:func:`~mtpeft.run.base_model.resolve_base`)."""
         onnx = onnx_backend(Path(run_dir), backend)
         if onnx is not None and merge:
             raise ConfigError("--merge: only for --backend torch; the ONNX graph was merged when it was exported")
-        return cls(load_trained(Path(run_dir), with_data=False), merge=merge, onnx=onnx)
+        return cls(load_trained(Path(run_dir), with_data=False, base_model=base_model), merge=merge, onnx=onnx)
 
     def retrieval_tasks(self) -> list[str]:
         return tasks_of(self.specs, TaskKind.RETRIEVAL)

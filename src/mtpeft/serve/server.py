@@ -21,15 +21,18 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          merge: bool = False, limits: Limits | None = None, backend: str = "torch") -> None:
-    """Load the run and serve it with uvicorn until interrupted (``backend``: see :meth:`Predictor.from_run`)."""
+          merge: bool = False, limits: Limits | None = None, backend: str = "torch",
+          base_model: str | None = None) -> None:
+    """Load the run and serve it with uvicorn until interrupted (``backend``, ``base_model``: see
+    :meth:`Predictor.from_run`)."""
     if api_key is not None:
         check_api_key(api_key)  # before the minutes of loading a run
     if host not in LOOPBACK and not api_key:
         warnings.warn(f"serving on {host} without an API key: anyone who reaches the port can use the model; "
                       f"set --api-key or MTPEFT_API_KEY (clients send it as {API_KEY_HEADER})", stacklevel=2)
     limits = limits or Limits()
-    app = create_app(Predictor.from_run(run_dir, merge=merge, backend=backend), limits, api_key)
+    predictor = Predictor.from_run(run_dir, merge=merge, backend=backend, base_model=base_model)
+    app = create_app(predictor, limits, api_key)
     uvicorn.Server(server_config(app, limits.header_timeout_s, host=host, port=port, log_level="info")).run()
 
 
