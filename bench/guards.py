@@ -43,13 +43,10 @@ def test_examples(task: str, examples: int) -> list[Any]:
     return load_task(entry, config).splits["test"]
 
 
-def seconds(call: Callable[[], Any], rounds: int) -> list[float]:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
+def seconds(call: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 def compare(name: str, guarded: Callable[[], Any], plain: Callable[[], Any], rounds: int, items: int) -> dict[str, Any]:
@@ -57,8 +54,8 @@ def compare(name: str, guarded: Callable[[], Any], plain: Callable[[], Any], rou
     guarded_times: list[float] = []
     plain_times: list[float] = []
     for _ in range(rounds):
-        guarded_times += seconds(guarded, 1)
-        plain_times += seconds(plain, 1)
+        guarded_times.append(seconds(guarded))
+        plain_times.append(seconds(plain))
     g, p = statistics.median(guarded_times), statistics.median(plain_times)
     extra_us = (g - p) / items * 1e6
     row = {"guard": name, "items": items, "guarded_s": g, "plain_s": p, "ratio": g / p, "extra_us_per_item": extra_us}
