@@ -251,15 +251,14 @@ def print_preview(rows: list[dict[str, Any]]) -> None:
 
 
 def print_study_plan(runs: list[Any]) -> None:
-    """The runs of a study (shard) and whether each is already finished."""
-    from mtpeft.run.files import is_complete
-
+    """The runs of a study (shard) and whether each is already finished (recorded: committed evidence without
+    weights counts, as the study itself skips it)."""
     table = Table(title=f"{len(runs)} runs")
     table.add_column("run (setting-model-method-seed[-task])", no_wrap=True)
     table.add_column("tasks")
     table.add_column("status")
     for run in runs:
-        done = is_complete(run.config.run_dir())
+        done = RunFiles(run.config.run_dir()).is_recorded()
         table.add_row(run.run_id, ", ".join(t.name for t in run.config.tasks), "finished" if done else "to run")
     show(table)
 

@@ -148,6 +148,8 @@ def test_the_committed_evidence_alone_rebuilds_the_report_and_is_not_trained_aga
     assert (clone / "results.csv").read_text() == (study_dir / "results.csv").read_text()
     assert (clone / "tables" / "delta_vs_lexical.csv").read_text() == \
         (study_dir / "tables" / "delta_vs_lexical.csv").read_text()  # paired tests read the gzipped predictions
+    plan = CliRunner().invoke(app, ["study", str(CONFIGS / "study-smoke.yaml"), *tiny_study_args(clone), "--dry-run"])
+    assert plan.exit_code == 0 and plan.output.count("finished") == 6 and "to run" not in plan.output, plan.output
     resumed = run_study(load_study(CONFIGS / "study-smoke.yaml", tiny_study_args(clone)), echo=False)
     assert resumed.trained == [] and len(resumed.skipped) == 6
     run = next(r for r in (study_dir / "runs").iterdir() if r.is_dir())
