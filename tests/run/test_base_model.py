@@ -142,3 +142,22 @@ def test_plain_peft_opens_the_adapter_given_the_base(moved: Moved) -> None:
     ours.model.encoder.eval()
     with torch.no_grad():
         torch.testing.assert_close(plain(**batch).last_hidden_state, ours.model.encoder(**batch).last_hidden_state)
+
+
+def test_a_copied_full_fine_tuning_run_is_its_own_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """model/ holds every weight and the tokenizer: no --base-model needed once the base folder is gone."""
+    base = tmp_path / "base"
+    shutil.copytree(resolve_model("tiny-bert"), base)
+    data = write_jsonl(tmp_path / "binary.jsonl", binary_rows(24))
+    run = train(config_from_dict({
+        "name": "whole", "model": str(base), "method": "full",
+        "tasks": [{"name": "overflow", "kind": "binary", "source": "jsonl", "path": str(data)}],
+        "train": {"epochs": 1, "batch_size": 8, "max_length": 32, "precision": "fp32"},
+        "output_dir": str(tmp_path / "run"),
+    }), progress=False)
+    trained = load_trained(run, with_data=False).built.model.encoder.state_dict()
+    shutil.rmtree(base)
+    monkeypatch.delenv(ENV, raising=False)
+    assert resolve_base(run, str(base)) == str(run / "model")
+    reopened = load_trained(run, with_data=False).built.model.encoder.state_dict()
+    assert trained.keys() == reopened.keys() and all(torch.equal(trained[k], reopened[k]) for k in trained)

@@ -7,7 +7,8 @@ machine) and the folder that entry resolved to when it trained (``ledger.json``'
 1. ``--base-model PATH`` (``predict``, ``eval``, ``serve``, ``export``);
 2. ``$MTPEFT_BASE_MODEL``;
 3. the recorded folder, where it exists here;
-4. the config's zoo name, resolved on this machine (or its hub id, loaded as training loaded it);
+4. the run's own ``model/``, where full fine-tuning stored the whole model and its tokenizer;
+5. the config's zoo name, resolved on this machine (or its hub id, loaded as training loaded it);
 
 else one error naming the missing folder and both ways to point at the base.
 """
@@ -35,6 +36,9 @@ def resolve_base(run_dir: Path, model: str, given: str | None = None) -> str:
     recorded = read_ledger(RunFiles(run_dir).ledger).run_info.model_source
     if Path(recorded).expanduser().is_dir():
         return recorded
+    whole = RunFiles(run_dir).storage("model")
+    if (whole / "config.json").is_file():
+        return str(whole)  # every weight trained and was saved: the run is its own base
     entry = ZOO.get(model) if model in ZOO else None
     if entry is not None and entry.is_installed():
         return model
