@@ -33,10 +33,11 @@ def resolve_base(run_dir: Path, model: str, given: str | None = None) -> str:
         return _checked(given, f"{OPTION} {given}")
     if os.environ.get(ENV):
         return _checked(os.environ[ENV], f"{ENV}={os.environ[ENV]}")
-    recorded = read_ledger(RunFiles(run_dir).ledger).run_info.model_source
+    files = RunFiles(run_dir)
+    recorded = read_ledger(files.ledger).run_info.model_source
     if Path(recorded).expanduser().is_dir():
         return recorded
-    whole = RunFiles(run_dir).storage("model")
+    whole = files.storage("model")
     if (whole / "config.json").is_file():
         return str(whole)  # every weight trained and was saved: the run is its own base
     entry = ZOO.get(model) if model in ZOO else None
