@@ -7,7 +7,7 @@ import pytest
 
 from mtpeft.study.collect import RunRecord
 from mtpeft.study.grid import setting_of
-from mtpeft.study.transfer import transfer
+from mtpeft.study.transfer import model_methods, transfer
 from tests.study.records import fake_record
 
 TASKS = ["a", "b", "c"]
@@ -56,3 +56,12 @@ def test_a_task_that_loses_everywhere_is_flagged() -> None:
     records = [run({"a": 0.60}, 1), run({"b": 0.70}, 1), run({"c": 0.50}, 1), run({"a": 0.55, "b": 0.71}, 1),
                run({"a": 0.50, "c": 0.52}, 1), run({"b": 0.72, "c": 0.51}, 1)]
     assert transfer(records, "m", "lora").negative() == ["a"]
+
+
+def test_a_two_task_study_reads_its_all_in_one_run_as_the_pair() -> None:
+    records = [fake_record(f"{name}-1", scores, setting_of(sorted(scores), ["a", "b"]), seed=1)
+               for name, scores in (("a", {"a": 0.60}), ("b", {"b": 0.70}), ("ab", {"a": 0.64, "b": 0.69}))]
+    assert records[2].setting == "mft" and records[2].is_pair
+    t = transfer(records, "m", "lora")
+    np.testing.assert_allclose(t.matrix, [[np.nan, 0.04], [-0.01, np.nan]], atol=1e-9)
+    assert model_methods(records) == [("m", "lora")]

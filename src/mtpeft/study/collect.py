@@ -38,6 +38,11 @@ class RunRecord:
         return self.setting == PROMPT
 
     @property
+    def is_pair(self) -> bool:
+        """Two tasks in one module: a pair run, or the all-in-one run of a two-task study (its only pair)."""
+        return len(self.tasks) == 2 and self.setting in ("pair", "mft")
+
+    @property
     def model(self) -> str:
         return self.ledger.run_info.model
 

@@ -72,7 +72,7 @@ def _analyse(study: StudyConfig, records: list[RunRecord], model: str, method: s
     for estimate in estimates:
         if estimate.tasks != measured.tasks:
             raise RunError(f"affinity estimate tasks {estimate.tasks} differ from the study's {measured.tasks}")
-    pair_runs = [r for r in records if r.setting == "pair" and r.model == model and r.method == method]
+    pair_runs = [r for r in records if r.is_pair and r.model == model and r.method == method]
     seeds = max(len({r.seed for r in pair_runs}), 1)
     cost = {"flops": sum(r.ledger.train_info.flops.total for r in pair_runs) / seeds,
             "train_time_s": sum(r.ledger.train_info.train_time_s for r in pair_runs) / seeds}

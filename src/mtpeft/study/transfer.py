@@ -97,11 +97,11 @@ def transfer(records: list[RunRecord], model: str, method: str) -> Transfer:
         if r.setting == "sft":
             alone[index[r.tasks[0]], k] = r.score(r.tasks[0])
             lexical[index[r.tasks[0]], k] = np.nan if (value := r.lexical_score(r.tasks[0])) is None else value
-        elif r.setting == "pair":
+        if r.is_pair:
             a, b = r.tasks
             paired[index[a], index[b], k] = r.score(a)
             paired[index[b], index[a], k] = r.score(b)
-        elif r.setting == "mft":
+        if r.setting == "mft":
             for t in r.tasks:
                 together[index[t], k] = r.score(t)
     return Transfer(tasks, seeds, alone, paired, together, lexical)
@@ -151,7 +151,7 @@ def runs_by_tasks(records: list[RunRecord], model: str, method: str) -> dict[tup
 
 def model_methods(records: list[RunRecord]) -> list[tuple[str, str]]:
     """The (model, method) combinations that have pair runs."""
-    return sorted({(r.model, r.method) for r in records if r.setting == "pair"})
+    return sorted({(r.model, r.method) for r in records if r.is_pair})
 
 
 def _nanmean(values: np.ndarray, axis: int | None = None) -> Any:
