@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -66,6 +67,8 @@ def test_prompt_writes_a_run_directory_that_reports_read(tmp_path: Path, tiny_js
     assert len(rows) == 10 and {"id", "label", "probability", "prediction", "answer", "p_yes"} <= set(rows[0])
     pool = [json.loads(line) for line in (run / "predictions" / "search.test.jsonl").read_text().splitlines()]
     assert {"id", "rank", "top"} <= set(pool[0]) and all(1 <= r["rank"] <= len(pool) for r in pool)
+    packed = run / "predictions" / "search.test.jsonl.gz"  # what a committed results/ folder keeps
+    assert [json.loads(line) for line in gzip.decompress(packed.read_bytes()).splitlines()] == pool
 
     ledger = read_json(run / "ledger.json")
     assert ledger["run_info"]["method"] == "prompt-2shot" and ledger["parameters"]["trainable"] == 0

@@ -82,5 +82,6 @@ def run_prompting(config: PromptConfig, overwrite: bool = False, progress: bool 
             write_jsonl(files.predictions(name, split), rows)
         write_record(files.metrics, metrics)
         write_record(files.ledger, ledger)
+        files.pack_predictions()  # a prompt run is evidence only: what results/ commits (.jsonl is ignored there)
         files.mark("complete", kind=PROMPTING)
     return run_dir
